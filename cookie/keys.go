@@ -1,0 +1,132 @@
+// Package cookie is the codec behind signed_cookies: keys derived from one secret string,
+// a key ring for rotation, signed and encrypted values in gorilla/securecookie's wire format,
+// the Set-Cookie splice and the Cookie header rebuild. It knows nothing of Caddy, so a Go
+// upstream can import it to read the same cookies.
+package cookie
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+)
+
+// MinSecretBytes is the least number of decoded bytes a secret must have.
+const MinSecretBytes = 32
+
+// HKDF labels: one secret yields independent signing and encryption keys.
+const (
+	hashKeyInfo  = "signed_cookies v1 hmac-sha256"
+	blockKeyInfo = "signed_cookies v1 aes-256"
+)
+
+// ParseSecret decodes a base64 secret (standard or URL alphabet, padded or not) and checks
+// its length. Errors never include the secret.
+func ParseSecret(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("is empty")
+	}
+	var b []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err = enc.Strict().DecodeString(s); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, errors.New("is not valid base64")
+	}
+	if len(b) < MinSecretBytes {
+		return nil, fmt.Errorf("decodes to %d bytes, need at least %d", len(b), MinSecretBytes)
+	}
+	return b, nil
+}
+
+// Key is the pair of keys derived from one secret.
+type Key struct {
+	hashKey  []byte
+	blockKey []byte
+	block    cipher.Block
+	macs     sync.Pool // of hash.Hash keyed with hashKey; hmac.New costs 6 allocations
+}
+
+// NewKey derives the signing and encryption keys of a secret with HKDF-SHA256.
+func NewKey(secret []byte) (*Key, error) {
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("secret decodes to %d bytes, need at least %d", len(secret), MinSecretBytes)
+	}
+	hk, err := hkdf.Key(sha256.New, secret, nil, hashKeyInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	bk, err := hkdf.Key(sha256.New, secret, nil, blockKeyInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(bk)
+	if err != nil {
+		return nil, err
+	}
+	k := &Key{hashKey: hk, blockKey: bk, block: block}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.hashKey) }
+	return k, nil
+}
+
+// HashKey is the HMAC-SHA256 key; with BlockKey it configures a securecookie.SecureCookie
+// (with securecookie.NopEncoder) that reads and writes the same values as this package.
+func (k *Key) HashKey() []byte { return k.hashKey }
+
+// BlockKey is the AES-256 key.
+func (k *Key) BlockKey() []byte { return k.blockKey }
+
+func (k *Key) mac(dst []byte, parts ...[]byte) []byte {
+	h := k.macs.Get().(hash.Hash)
+	h.Reset()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	dst = h.Sum(dst)
+	k.macs.Put(h)
+	return dst
+}
+
+// KeyRing is an immutable, ordered set of keys: the first signs, all verify.
+type KeyRing struct {
+	keys []*Key
+}
+
+// NewKeyRing derives a key ring from decoded secrets, newest (signing) first.
+// Duplicate secrets are an error that names their positions (1-based).
+func NewKeyRing(secrets ...[]byte) (*KeyRing, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("no secrets")
+	}
+	r := &KeyRing{}
+	for i, s := range secrets {
+		for j := 0; j < i; j++ {
+			if hmac.Equal(s, secrets[j]) {
+				return nil, fmt.Errorf("secret %d duplicates secret %d", i+1, j+1)
+			}
+		}
+		k, err := NewKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("secret %d: %v", i+1, err)
+		}
+		r.keys = append(r.keys, k)
+	}
+	return r, nil
+}
+
+// Len is the number of keys.
+func (r *KeyRing) Len() int { return len(r.keys) }
+
+// Key returns the i-th key; 0 is the signing key.
+func (r *KeyRing) Key(i int) *Key { return r.keys[i] }

@@ -1,0 +1,35 @@
+package cookie
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+)
+
+// VisitorIDLen is the size of a visitor ID in bytes.
+const VisitorIDLen = 16
+
+// NewVisitorID returns 16 random bytes laid out as a version 4 UUID.
+func NewVisitorID() [VisitorIDLen]byte {
+	var id [VisitorIDLen]byte
+	rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// AppendUUID appends the canonical UUID text of a 16-byte ID (8-4-4-4-12 lower-case hex).
+// Other lengths are appended as plain hex, which never happens for a verified visitor cookie.
+func AppendUUID(dst, id []byte) []byte {
+	if len(id) != VisitorIDLen {
+		return hex.AppendEncode(dst, id)
+	}
+	dst = hex.AppendEncode(dst, id[0:4])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, id[4:6])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, id[6:8])
+	dst = append(dst, '-')
+	dst = hex.AppendEncode(dst, id[8:10])
+	dst = append(dst, '-')
+	return hex.AppendEncode(dst, id[10:16])
+}

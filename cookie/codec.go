@@ -106,19 +106,24 @@ func (c *Codec) Encode(name string, value []byte) (string, error) {
 	return string(b), err
 }
 
-// EncodedLen is the length of the encoded form of an n-byte value, for a timestamp of tsDigits
-// digits (10 until the year 2286).
-func (c *Codec) EncodedLen(n int) int {
+// EncodedLen is the length of the encoded form of an n-byte value signed with a 10-digit
+// timestamp (every one from 2001 to 2286).
+func (c *Codec) EncodedLen(n int) int { return c.encodedLen(n, 10) }
+
+func (c *Codec) encodedLen(n, tsDigits int) int {
 	if c.encrypt {
 		n += aesBlock
 	}
-	return b64.EncodedLen(10 + 1 + b64.EncodedLen(n) + 1 + 32)
+	return b64.EncodedLen(tsDigits + 1 + b64.EncodedLen(n) + 1 + 32)
 }
 
 const aesBlock = 16
 
 func (c *Codec) appendEncodeAt(dst []byte, name string, value []byte, ts int64) ([]byte, error) {
-	if c.EncodedLen(len(value)) > c.maxLength {
+	// The limit applies to the real length, as in securecookie: a clock with fewer digits
+	// makes shorter values.
+	var digits [20]byte
+	if c.encodedLen(len(value), len(strconv.AppendInt(digits[:0], ts, 10))) > c.maxLength {
 		return dst, ErrEncodedTooLong
 	}
 	key := c.ring.Load().keys[0]

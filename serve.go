@@ -1,0 +1,209 @@
+// The request path: what the upstream sees of the client's cookies and headers, and the
+// decisions (issue, re-sign, clear) that the response writer carries out. Kept apart from
+// module.go, which configures, and writer.go, which rewrites the response.
+package signedcookies
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+// Placeholders set on every request.
+const (
+	phVisitorID  = "http.signed_cookies.visitor_id"
+	phVisitorNew = "http.signed_cookies.visitor_new"
+	phInvalid    = "http.signed_cookies.invalid"
+)
+
+// requestState is the per-request scratch, pooled: the Cookie rebuild result, the writer
+// wrapper and the decisions it acts on.
+type requestState struct {
+	res      cookie.Result
+	w        responseWriter
+	buf      []byte
+	visitor  [cookie.VisitorIDLen]byte
+	known    bool // visitor holds a verified or new ID
+	issue    bool // a new visitor ID was minted
+	resign   bool // the valid visitor cookie gets a fresh signature
+	secure   bool
+	clear    []string // managed cookies to clear in the browser
+	invalid  []byte   // names of dropped cookies, comma separated
+}
+
+var statePool = sync.Pool{New: func() any { return new(requestState) }}
+
+func (st *requestState) reset() {
+	st.known, st.issue, st.resign, st.secure = false, false, false, false
+	clear(st.clear)
+	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]
+	st.w = responseWriter{}
+}
+
+// ServeHTTP verifies the request's cookies, gives the upstream their plain values and wraps
+// the response writer so that what the upstream sets leaves signed.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	st := statePool.Get().(*requestState)
+	defer func() {
+		st.reset()
+		statePool.Put(st)
+	}()
+
+	if h.track != nil && h.track.headerNorm != "" {
+		scrubHeader(r.Header, h.track.headerNorm)
+	}
+	scrubConnection(r.Header, h.track)
+
+	if lines := r.Header["Cookie"]; len(lines) > 0 {
+		if err := h.jar.Rebuild(&st.res, lines); err != nil {
+			h.metrics.invalid.WithLabelValues("too_many").Inc()
+			h.logInvalid("*", "too_many")
+			return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, err)
+		}
+	}
+
+	rejected := h.noteDropped(st)
+	if rejected && h.OnInvalid == "reject" {
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("signed_cookies: invalid cookie"))
+	}
+	if n := len(st.res.Found); n > 0 {
+		h.metrics.verified.Add(float64(n))
+	}
+
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if h.track != nil {
+		h.visit(st, r)
+		id := ""
+		if st.known {
+			id = string(cookie.AppendUUID(st.buf[:0], st.visitor[:]))
+			if h.track.header != "" {
+				r.Header[h.track.header] = []string{id}
+			}
+		}
+		if repl != nil {
+			repl.Set(phVisitorID, id)
+			repl.Set(phVisitorNew, st.issue)
+		}
+	}
+	if repl != nil {
+		repl.Set(phInvalid, string(st.invalid))
+	}
+
+	if st.res.Changed {
+		if len(st.res.Header) == 0 {
+			delete(r.Header, "Cookie")
+		} else {
+			r.Header["Cookie"] = []string{string(st.res.Header)}
+		}
+	}
+
+	st.w = responseWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, st: st}
+	err := next.ServeHTTP(&st.w, r)
+	if err != nil && !st.w.wroteHeader {
+		// The error handler writes through the original writer; make sure whatever the
+		// upstream left in the header map is signed by then.
+		st.w.finalize(0)
+	}
+	dropTrailerCookies(w.Header())
+	return err
+}
+
+// noteDropped logs and counts what the Cookie rebuild dropped, fills the invalid placeholder
+// and queues clearing of bad managed cookies. It reports whether any managed cookie failed.
+func (h *Handler) noteDropped(st *requestState) bool {
+	bad := false
+	for _, d := range st.res.Dropped {
+		h.metrics.invalid.WithLabelValues(d.Reason).Inc()
+		h.logInvalid(d.Name, d.Reason)
+		if d.Reason == cookie.ReasonDuplicate {
+			continue
+		}
+		if d.Reason == cookie.ReasonUnparsed && d.Rule < 0 {
+			continue
+		}
+		bad = true
+		if len(st.invalid) > 0 {
+			st.invalid = append(st.invalid, ',')
+		}
+		st.invalid = append(st.invalid, d.Name...)
+		if d.Rule >= 0 && d.Rule != h.trackRule {
+			if _, ok := st.res.Lookup(d.Rule); !ok {
+				st.clear = append(st.clear, d.Name)
+			}
+		}
+	}
+	return bad
+}
+
+// visit decides what happens to the visitor cookie: keep, re-sign or issue.
+func (h *Handler) visit(st *requestState, r *http.Request) {
+	t := h.track
+	st.secure = t.secure == "on" || t.forceSecure && t.secure != "off" || t.secure == "auto" && isHTTPS(r)
+	if f, ok := st.res.Lookup(h.trackRule); ok {
+		if len(f.Value) == cookie.VisitorIDLen {
+			copy(st.visitor[:], f.Value)
+			st.known = true
+			st.resign = f.Key > 0 || h.now().Unix()-f.Signed > t.refresh
+			return
+		}
+		// A correctly signed value of the wrong size can only come from a misconfiguration
+		// (another app signing with the same secret); treat it as absent.
+		h.metrics.invalid.WithLabelValues(cookie.ErrMalformed.Reason).Inc()
+		h.logInvalid(t.name, cookie.ErrMalformed.Reason)
+	}
+	if !h.mayIssue(st, r) {
+		return
+	}
+	st.visitor = cookie.NewVisitorID()
+	st.known, st.issue = true, true
+	if !t.strip {
+		st.res.AppendPair(t.name, cookie.AppendUUID(st.buf[:0], st.visitor[:]))
+	}
+}
+
+// mayIssue applies the privacy gates; they only ever hold back a new ID.
+func (h *Handler) mayIssue(st *requestState, r *http.Request) bool {
+	t := h.track
+	if t.honorGPC && strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1" {
+		return false
+	}
+	if t.consentName != "" && !hasPair(st.res.Header, t.consentName, t.consentValue, t.consentAny) {
+		return false
+	}
+	if t.when != nil && !t.when.Match(r) {
+		return false
+	}
+	return true
+}
+
+// hasPair looks for name=value (or name with any value) in a rebuilt Cookie header.
+func hasPair(header []byte, name, value string, anyValue bool) bool {
+	s := string(header)
+	for s != "" {
+		var part string
+		part, s, _ = strings.Cut(s, "; ")
+		k, v, _ := strings.Cut(part, "=")
+		if k == name && (anyValue || v == value) {
+			return true
+		}
+	}
+	return false
+}
+
+// isHTTPS reports whether the client's connection is HTTPS, directly or through a trusted
+// proxy that says so.
+func isHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		return strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
+	}
+	return false
+}

@@ -1,0 +1,241 @@
+// The response writer wrapper: rewrites Set-Cookie exactly once, at the final header write,
+// however it is reached (WriteHeader, Write, ReadFrom, Flush, http.ResponseController).
+// Split from serve.go because it is the part every streaming path goes through.
+package signedcookies
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+type responseWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	h           *Handler
+	st          *requestState
+	wroteHeader bool
+}
+
+// WriteHeader rewrites the headers at the final status; 1xx responses pass through without
+// managed cookies (101 Switching Protocols is final).
+func (rw *responseWriter) WriteHeader(status int) {
+	if rw.wroteHeader {
+		return
+	}
+	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
+		rw.h.strip1xx(rw.Header())
+		rw.ResponseWriterWrapper.WriteHeader(status)
+		return
+	}
+	rw.finalize(status)
+	rw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// finalize rewrites the header map once; status 0 means it is not known yet (error path).
+func (rw *responseWriter) finalize(status int) {
+	rw.wroteHeader = true
+	hdr := rw.Header()
+	unannounceTrailerCookies(hdr)
+	rw.h.rewriteSetCookies(hdr)
+	if rw.h.addOwnCookies(hdr, rw.st) {
+		ensurePrivate(hdr)
+	}
+}
+
+func (rw *responseWriter) Write(b []byte) (int, error) {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	return rw.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom keeps io.Copy's fast path (sendfile) without bypassing the header rewrite.
+func (rw *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	return rw.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// Flush implies the final header write, as net/http's does.
+func (rw *responseWriter) Flush() {
+	_ = rw.FlushError()
+}
+
+// FlushError is what http.ResponseController.Flush calls first; without it the controller
+// would unwrap to the underlying writer and send headers that were never rewritten.
+func (rw *responseWriter) FlushError() error {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	err := http.NewResponseController(rw.ResponseWriterWrapper.ResponseWriter).Flush()
+	if errors.Is(err, http.ErrNotSupported) {
+		return nil
+	}
+	return err
+}
+
+// rewriteSetCookies signs or encrypts the managed cookies the upstream sets, line by line,
+// keeping every attribute byte. Lines that cannot be sent signed are dropped, never sent plain.
+func (h *Handler) rewriteSetCookies(hdr http.Header) {
+	lines := hdr["Set-Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	var out []string // copy on first change
+	for i, line := range lines {
+		repl, keep := h.rewriteSetCookie(line)
+		if out == nil && (!keep || repl != line) {
+			out = make([]string, i, len(lines))
+			copy(out, lines[:i])
+		}
+		if out != nil && keep {
+			out = append(out, repl)
+		}
+	}
+	if out == nil {
+		return
+	}
+	if len(out) == 0 {
+		delete(hdr, "Set-Cookie")
+		return
+	}
+	hdr["Set-Cookie"] = out
+}
+
+func (h *Handler) rewriteSetCookie(line string) (string, bool) {
+	sc, ok := cookie.ParseSetCookie(line)
+	if !ok {
+		return line, true
+	}
+	if h.track != nil && sc.Name == h.track.name {
+		h.drop(sc.Name, "tracking_name")
+		return "", false
+	}
+	ri := h.jar.Match(sc.Name)
+	if ri < 0 {
+		return line, true
+	}
+	if sc.IsDeletion(h.now()) {
+		return line, true
+	}
+	codec := h.jar.Rule(ri).Codec
+	if len(sc.Name)+1+codec.EncodedLen(len(sc.Value)) > browserCookieLimit {
+		h.drop(sc.Name, "too_long")
+		return "", false
+	}
+	enc, err := codec.Encode(sc.Name, []byte(sc.Value))
+	if err != nil {
+		h.drop(sc.Name, "too_long")
+		return "", false
+	}
+	h.metrics.signed.Inc()
+	return sc.Splice(enc), true
+}
+
+// strip1xx drops managed Set-Cookie lines from an informational response: browsers ignore
+// them there, and they must not leave unsigned.
+func (h *Handler) strip1xx(hdr http.Header) {
+	lines := hdr["Set-Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	kept := lines[:0:0]
+	for _, line := range lines {
+		if sc, ok := cookie.ParseSetCookie(line); ok && (h.jar.Match(sc.Name) >= 0 || h.track != nil && sc.Name == h.track.name) {
+			h.drop(sc.Name, "informational")
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if len(kept) == 0 {
+		delete(hdr, "Set-Cookie")
+	} else {
+		hdr["Set-Cookie"] = kept
+	}
+}
+
+func (h *Handler) drop(name, reason string) {
+	h.metrics.dropped.WithLabelValues(reason).Inc()
+	if c := h.logger.Check(zapcore.WarnLevel, "Set-Cookie dropped"); c != nil {
+		c.Write(zap.String("cookie", name), zap.String("reason", reason))
+	}
+}
+
+// addOwnCookies appends the visitor cookie (new or re-signed) and the clearing of invalid
+// managed cookies. It reports whether it added anything.
+func (h *Handler) addOwnCookies(hdr http.Header, st *requestState) bool {
+	added := false
+	if t := h.track; t != nil && (st.issue || st.resign) {
+		b := append(st.buf[:0], t.name...)
+		b = append(b, '=')
+		b, err := t.codec.AppendEncode(b, t.name, st.visitor[:])
+		if err == nil {
+			b = append(b, t.attrs...)
+			if st.secure {
+				b = append(b, "; Secure"...)
+			}
+			hdr["Set-Cookie"] = append(hdr["Set-Cookie"], string(b))
+			added = true
+			if st.issue {
+				h.metrics.issued.Inc()
+			} else {
+				h.metrics.resigned.Inc()
+			}
+		}
+		st.buf = b[:0]
+	}
+	for _, name := range st.clear {
+		if upstreamSets(hdr, name) {
+			continue
+		}
+		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], name+"=; Path=/; Max-Age=0")
+		added = true
+	}
+	return added
+}
+
+func upstreamSets(hdr http.Header, name string) bool {
+	for _, line := range hdr["Set-Cookie"] {
+		if sc, ok := cookie.ParseSetCookie(line); ok && sc.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ensurePrivate keeps shared caches from storing a response that carries a visitor's cookie.
+func ensurePrivate(hdr http.Header) {
+	values := hdr["Cache-Control"]
+	var kept []string
+	for _, v := range values {
+		for d := range strings.SplitSeq(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "private", "no-store":
+				return
+			case "public", "s-maxage", "":
+				continue
+			}
+			kept = append(kept, d)
+		}
+	}
+	hdr["Cache-Control"] = []string{strings.Join(append(kept, "private"), ", ")}
+}
+
+
+// Interface guards
+var (
+	_ http.ResponseWriter = (*responseWriter)(nil)
+	_ http.Flusher        = (*responseWriter)(nil)
+	_ io.ReaderFrom       = (*responseWriter)(nil)
+	_ interface{ Unwrap() http.ResponseWriter } = (*responseWriter)(nil)
+)

@@ -48,14 +48,14 @@ type storedSecret struct {
 
 // storedKeys loads, creates and rotates the key ring in storage.
 type storedKeys struct {
-	storage  certmagic.Storage
-	rotate   time.Duration
-	check    time.Duration
-	keep     time.Duration // how long a retired secret can still have valid cookies
-	logger   *zap.Logger
-	now      func() time.Time
-	mu       sync.Mutex
-	current  []string // secrets of the ring in use, to spot changes
+	storage certmagic.Storage
+	rotate  time.Duration
+	check   time.Duration
+	keep    time.Duration // how long a retired secret can still have valid cookies
+	logger  *zap.Logger
+	now     func() time.Time
+	mu      sync.Mutex
+	current []string // secrets of the ring in use, to spot changes
 }
 
 func newStoredKeys(stor certmagic.Storage, rotate, check, keep time.Duration, logger *zap.Logger) *storedKeys {

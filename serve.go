@@ -25,21 +25,22 @@ const (
 // requestState is the per-request scratch, pooled: the Cookie rebuild result, the writer
 // wrapper and the decisions it acts on.
 type requestState struct {
-	res      cookie.Result
-	w        responseWriter
-	buf      []byte
-	visitor  [cookie.VisitorIDLen]byte
-	known    bool // visitor holds a verified or new ID
-	issue    bool // a new visitor ID was minted
-	resign   bool // the valid visitor cookie gets a fresh signature
-	secure   bool
-	clear    []string // managed cookies to clear in the browser
-	invalid  []byte   // names of dropped cookies, comma separated
+	res     cookie.Result
+	w       responseWriter
+	buf     []byte
+	visitor [cookie.VisitorIDLen]byte
+	known   bool // visitor holds a verified or new ID
+	issue   bool // a new visitor ID was minted
+	resign  bool // the valid visitor cookie gets a fresh signature
+	secure  bool
+	clear   []string // managed cookies to clear in the browser
+	invalid []byte   // names of dropped cookies, comma separated
 }
 
 var statePool = sync.Pool{New: func() any { return new(requestState) }}
 
 func (st *requestState) reset() {
+	st.res.Reset()
 	st.known, st.issue, st.resign, st.secure = false, false, false, false
 	clear(st.clear)
 	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]

@@ -231,11 +231,10 @@ func ensurePrivate(hdr http.Header) {
 	hdr["Cache-Control"] = []string{strings.Join(append(kept, "private"), ", ")}
 }
 
-
 // Interface guards
 var (
-	_ http.ResponseWriter = (*responseWriter)(nil)
-	_ http.Flusher        = (*responseWriter)(nil)
-	_ io.ReaderFrom       = (*responseWriter)(nil)
+	_ http.ResponseWriter                       = (*responseWriter)(nil)
+	_ http.Flusher                              = (*responseWriter)(nil)
+	_ io.ReaderFrom                             = (*responseWriter)(nil)
 	_ interface{ Unwrap() http.ResponseWriter } = (*responseWriter)(nil)
 )

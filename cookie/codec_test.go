@@ -316,9 +316,9 @@ func TestCodecMaxAge(t *testing.T) {
 		{time.Hour, t0, nil},
 		{time.Hour, t0 + 3600, nil}, // exactly max age: still valid (securecookie: t < now-maxAge)
 		{time.Hour, t0 + 3601, ErrExpired},
-		{time.Hour, t0 - 1_000_000, nil}, // signed in the future: securecookie accepts with MinAge 0
+		{time.Hour, t0 - 1_000_000, nil},                          // signed in the future: securecookie accepts with MinAge 0
 		{time.Hour + 999*time.Millisecond, t0 + 3601, ErrExpired}, // sub-second part ignored
-		{0, t0 + 100*365*86400, nil},     // 0: any age
+		{0, t0 + 100*365*86400, nil},                              // 0: any age
 		{400 * 24 * time.Hour, t0 + 400*86400, nil},
 		{400 * 24 * time.Hour, t0 + 400*86400 + 1, ErrExpired},
 	} {

@@ -121,9 +121,9 @@ type diffCase struct {
 }
 
 var (
-	acceptBoth   = &[2]bool{true, true}
-	rejectBoth   = &[2]bool{false, false}
-	expiredOnly  = &[2]bool{true, false}
+	acceptBoth  = &[2]bool{true, true}
+	rejectBoth  = &[2]bool{false, false}
+	expiredOnly = &[2]bool{true, false}
 )
 
 // diffCases builds the inputs for one mode: valid values made by either side, every kind of
@@ -172,7 +172,7 @@ func diffCases(tb testing.TB, ring *KeyRing, encrypt bool) []diffCase {
 		{"empty name", "", good, rejectBoth},
 		{"empty value", "s", "", rejectBoth},
 		{"padding stripped", "s", strings.TrimRight(good, "="), nil},
-		{"standard alphabet", "s", base64.StdEncoding.EncodeToString([]byte(strconv.FormatInt(now, 10) + "|" + hello + "|")) + "+/", rejectBoth},
+		{"standard alphabet", "s", base64.StdEncoding.EncodeToString([]byte(strconv.FormatInt(now, 10)+"|"+hello+"|")) + "+/", rejectBoth},
 		{"newline inside", "s", good[:10] + "\n" + good[10:], acceptBoth},
 		{"CRLF inside", "s", good[:4] + "\r\n" + good[4:], acceptBoth},
 		{"space inside", "s", good[:4] + " " + good[4:], rejectBoth},
@@ -321,7 +321,7 @@ func TestEncodeInterop(t *testing.T) {
 	k := ring.Key(0)
 	for _, enc := range []bool{false, true} {
 		ours := NewCodec(ring, Options{Encrypt: enc})
-		theirs := newSecureCookie(k, enc, int(maxAge400d/time.Second))
+		theirs := newSecureCookie(k, enc, maxAge400d)
 		for _, v := range encodeValues(ours) {
 			checkInterop(t, ours, theirs, "session", v)
 		}
@@ -413,11 +413,10 @@ func FuzzDecodeDifferential(f *testing.F) {
 
 func FuzzEncodeRoundTrip(f *testing.F) {
 	ring := testRing(f, "k1")
-	var ours, theirs [2]*Codec
+	var ours [2]*Codec
 	var sc [2]*securecookie.SecureCookie
 	for i, enc := range []bool{false, true} {
 		ours[i] = NewCodec(ring, Options{Encrypt: enc, MaxAge: maxAge400d})
-		theirs[i] = ours[i]
 		sc[i] = newSecureCookie(ring.Key(0), enc, maxAge400d)
 	}
 	f.Add("session", []byte("hello"))

@@ -2,7 +2,6 @@ package cookie
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -62,9 +61,10 @@ func (sc SetCookie) IsDeletion(now time.Time) bool {
 	if sc.Value == "" || sc.Value == `""` {
 		return true
 	}
-	// RFC 6265 §5.2.2: a non-numeric Max-Age is ignored, the last valid one counts, and
-	// Max-Age takes precedence over Expires.
-	haveMaxAge, maxAge, expired := false, int64(0), false
+	// RFC 6265 §5.2.1-2: an invalid Max-Age or Expires is ignored, the last valid one counts,
+	// and Max-Age takes precedence over Expires. When in doubt the line is not a deletion: a
+	// deletion passes unsigned, which must never happen to a cookie the browser keeps.
+	haveMaxAge, maxAgeDeletes, expired := false, false, false
 	for attrs := sc.Line[sc.ValueEnd:]; attrs != ""; {
 		var a string
 		a, attrs, _ = strings.Cut(attrs, ";")
@@ -72,19 +72,54 @@ func (sc SetCookie) IsDeletion(now time.Time) bool {
 		k, v = trimWS(k), trimWS(v)
 		switch {
 		case strings.EqualFold(k, "max-age"):
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				haveMaxAge, maxAge = true, n
+			if deletes, ok := parseMaxAge(v); ok {
+				haveMaxAge, maxAgeDeletes = true, deletes
 			}
 		case strings.EqualFold(k, "expires"):
-			if t, err := http.ParseTime(v); err == nil {
+			if t, ok := parseExpires(v); ok {
 				expired = !t.After(now)
 			}
 		}
 	}
 	if haveMaxAge {
-		return maxAge <= 0
+		return maxAgeDeletes
 	}
 	return expired
+}
+
+// parseMaxAge reads a Max-Age value as RFC 6265 §5.2.2 does (a '-' or a digit first, then
+// only digits, of any size: no '+', which strconv accepts) and reports whether it deletes
+// the cookie (zero or less).
+func parseMaxAge(v string) (deletes, ok bool) {
+	digits := strings.TrimPrefix(v, "-")
+	if digits == "" {
+		return false, false
+	}
+	zero := true
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return false, false
+		}
+		zero = zero && c == '0'
+	}
+	return zero || len(digits) < len(v), true
+}
+
+// parseExpires reads the HTTP date formats Go knows, as a browser would (RFC 6265 §5.1.1):
+// a two-digit year 69 is 2069, not Go's 1969, and a year before 1601 is no date at all.
+func parseExpires(v string) (time.Time, bool) {
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if t.Year() == 1969 && !strings.Contains(v, "1969") {
+		t = t.AddDate(100, 0, 0)
+	}
+	if t.Year() < 1601 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' }

@@ -33,3 +33,6 @@ func AppendUUID(dst, id []byte) []byte {
 	dst = append(dst, '-')
 	return hex.AppendEncode(dst, id[10:16])
 }
+
+// UUIDString is the canonical UUID text of a 16-byte ID.
+func UUIDString(id []byte) string { return string(AppendUUID(nil, id)) }

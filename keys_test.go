@@ -1,0 +1,349 @@
+package signedcookies
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+func TestSecretValidation(t *testing.T) {
+	short := "c2hvcnQ=" // "short"
+	t.Setenv("SC_TEST_EMPTY", "")
+	cases := []struct {
+		name, secrets, want string
+	}{
+		{"bad base64", `"!!not base64!!"`, "secret 1 is not valid base64"},
+		{"short", short, "secret 1 decodes to 5 bytes, need at least 32"},
+		{"second short", testSecret + " " + short, "secret 2 decodes to 5 bytes"},
+		{"duplicate", testSecret + " " + otherSecret + " " + testSecret, "secret 3 duplicates secret 1"},
+		{"unset env", "{env.SC_TEST_UNSET_VARIABLE}", "secret 1: evaluated placeholder {env.SC_TEST_UNSET_VARIABLE} is empty"},
+		{"empty env", "{env.SC_TEST_EMPTY}", "secret 1: evaluated placeholder {env.SC_TEST_EMPTY} is empty"},
+		{"empty string", `""`, "secret 1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := loadCaddyErr(t, "\tsigned_cookies {\n\t\tsecret "+tc.secrets+"\n\t}\n\trespond ok")
+			if err == nil {
+				t.Fatal("config loaded, want an error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			for _, s := range []string{testSecret, otherSecret, short, "not base64"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error echoes a secret: %q", err)
+				}
+			}
+		})
+	}
+}
+
+// The Caddyfile adapter and the admin API keep the placeholder, never the key.
+func TestSecretPlaceholderStaysInConfig(t *testing.T) {
+	t.Setenv("SC_TEST_SECRET", testSecret)
+	up := startUpstream(t, nil)
+	cf, ci := caddyfileFor(t, t.TempDir(), "\tsigned_cookies {\n\t\tsecret {env.SC_TEST_SECRET} "+otherSecret+"\n\t}\n\treverse_proxy "+up.Addr)
+	js := adapt(t, cf)
+	if !bytes.Contains(js, []byte(`"secrets":["{env.SC_TEST_SECRET}"`)) || bytes.Contains(js, []byte(testSecret)) {
+		t.Errorf("adapted JSON does not keep the placeholder:\n%s", js)
+	}
+	if err := caddy.Load(js, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	c := newClient(t)
+	get(t, c, ci.URL+"/")
+	d, err := cookie.NewCodec(mustRing(t, testSecret), cookie.Options{}).Decode("vid", jarValue(t, c, ci.URL, "vid"))
+	if err != nil || d.Key != 0 {
+		t.Fatalf("cookie not signed with the secret from the environment: %v", err)
+	}
+	resp, body := get(t, http.DefaultClient, "http://"+ci.AdminAddr+"/config/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "{env.SC_TEST_SECRET}") || strings.Contains(body, testSecret) {
+		t.Errorf("admin API config (status %d) leaks the secret or lost the placeholder:\n%s", resp.StatusCode, body)
+	}
+}
+
+// secret NEW OLD: cookies signed with OLD still verify, come back re-signed with NEW (same
+// ID, same attributes), and then no longer need OLD.
+func TestRotationWithConfiguredSecrets(t *testing.T) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" {
+			w.Header().Add("Set-Cookie", "session=alice; Path=/")
+		}
+	})
+	site := func(secrets string) string {
+		return "\tsigned_cookies {\n\t\tsecret " + secrets + "\n\t\ttrack {\n\t\t\tdomain 127.0.0.1\n\t\t}\n\t\tsign session\n\t}\n\treverse_proxy " + up.Addr
+	}
+	cf, ci := caddyfileFor(t, t.TempDir(), site(otherSecret))
+	if err := caddy.Load(adapt(t, cf), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	reload := func(secrets string) {
+		t.Helper()
+		cf2 := strings.Replace(cf, site(otherSecret), site(secrets), 1)
+		postLoad(t, ci.AdminAddr, adapt(t, cf2))
+	}
+	c := newClient(t)
+	resp, _ := get(t, c, ci.URL+"/login")
+	first := setCookies(resp, "vid")
+	id := up.last().Header.Get("X-Visitor-Id")
+	oldSession := jarValue(t, c, ci.URL, "session")
+	if len(first) != 1 || id == "" || oldSession == "" {
+		t.Fatalf("no cookies issued: %q", resp.Header.Values("Set-Cookie"))
+	}
+
+	reload(testSecret + " " + otherSecret) // NEW signs, OLD verifies
+	resp, _ = get(t, c, ci.URL+"/")
+	if got := up.last().Header.Get("X-Visitor-Id"); got != id {
+		t.Fatalf("after rotation the visitor lost the ID: %q, want %q", got, id)
+	}
+	if v, _ := upstreamCookie(up.last(), "session"); v != "alice" {
+		t.Errorf("old-signed session not accepted after rotation: %q", v)
+	}
+	again := setCookies(resp, "vid")
+	if len(again) != 1 {
+		t.Fatalf("old-signed visitor cookie was not re-signed: %q", resp.Header.Values("Set-Cookie"))
+	}
+	attrs := func(l string) string { _, a, _ := strings.Cut(l, ";"); return a }
+	if attrs(again[0]) != attrs(first[0]) {
+		t.Errorf("re-signed cookie attributes differ:\n%q\n%q", again[0], first[0])
+	}
+	d, err := cookie.NewCodec(mustRing(t, testSecret), cookie.Options{}).Decode("vid", jarValue(t, c, ci.URL, "vid"))
+	if err != nil {
+		t.Fatalf("re-signed cookie does not verify with NEW alone: %v", err)
+	}
+	if cookie.UUIDString(d.Value) != id {
+		t.Errorf("re-signed cookie carries another ID")
+	}
+	resp, _ = get(t, c, ci.URL+"/")
+	if len(setCookies(resp, "vid")) != 0 {
+		t.Errorf("a cookie already signed with NEW was re-signed again")
+	}
+
+	reload(testSecret) // OLD dropped
+	get(t, c, ci.URL+"/")
+	if got := up.last().Header.Get("X-Visitor-Id"); got != id {
+		t.Errorf("after dropping OLD: ID %q, want %q", got, id)
+	}
+}
+
+func postLoad(t testing.TB, admin string, js []byte) {
+	t.Helper()
+	resp, err := http.Post("http://"+admin+"/load", "application/json", bytes.NewReader(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		t.Fatalf("POST /load: %d %s", resp.StatusCode, b.String())
+	}
+}
+
+// readStoredRing reads the key ring object from a file_system storage directory.
+func readStoredRing(t testing.TB, dir string) keyRingFile {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f keyRingFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func ringOf(t testing.TB, f keyRingFile) *cookie.KeyRing {
+	t.Helper()
+	var s []string
+	for _, x := range f.Secrets {
+		s = append(s, x.Secret)
+	}
+	return mustRing(t, s...)
+}
+
+// Two Caddy processes on one storage directory share the key ring: each accepts the other's
+// cookies, and a rotation made by one reaches the other within the re-read interval.
+func TestSharedKeyRingTwoInstances(t *testing.T) {
+	storage := t.TempDir()
+	up := startUpstream(t, nil)
+	body := func(rotate string) string {
+		return fmt.Sprintf("\tsigned_cookies {\n\t\trotate %s\n\t\tcheck_interval 100ms\n\t}\n\treverse_proxy %s", rotate, up.Addr)
+	}
+	cfA, a := caddyfileFor(t, storage, body("3s"))
+	caddyProcess(t, cfA, a)
+	created := readStoredRing(t, storage)
+	if len(created.Secrets) != 1 {
+		t.Fatalf("first instance should create a ring with one secret, got %d", len(created.Secrets))
+	}
+	cfB, b := caddyfileFor(t, storage, body("1h"))
+	caddyProcess(t, cfB, b)
+
+	c := newClient(t)
+	get(t, c, a.URL+"/")
+	id := up.last().Header.Get("X-Visitor-Id")
+	fromA := jarValue(t, c, a.URL, "vid")
+	resp, _ := get(t, http.DefaultClient, b.URL+"/", "Cookie", "vid="+fromA)
+	if got := up.last().Header.Get("X-Visitor-Id"); got != id || len(setCookies(resp, "vid")) != 0 {
+		t.Fatalf("B did not accept A's cookie: ID %q, want %q; Set-Cookie %q", got, id, resp.Header.Values("Set-Cookie"))
+	}
+
+	// A rotates (its interval is 3s); wait for the stored ring to have a second secret.
+	var rotated keyRingFile
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rotated = readStoredRing(t, storage)
+		if len(rotated.Secrets) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ring was not rotated")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rotated.Secrets[len(rotated.Secrets)-1].Secret != created.Secrets[0].Secret {
+		t.Fatal("rotation lost the original secret")
+	}
+	// B signs with a newer secret within its re-read interval.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := get(t, http.DefaultClient, b.URL+"/")
+		sc := setCookies(resp, "vid")
+		if len(sc) != 1 {
+			t.Fatalf("B issued no cookie: %q", resp.Header.Values("Set-Cookie"))
+		}
+		v := strings.TrimPrefix(strings.SplitN(sc[0], ";", 2)[0], "vid=")
+		now := readStoredRing(t, storage)
+		d, err := cookie.NewCodec(ringOf(t, now), cookie.Options{}).Decode("vid", v)
+		if err != nil {
+			t.Fatalf("B's cookie does not verify with the stored ring: %v", err)
+		}
+		if d.Key != len(now.Secrets)-1 {
+			break // signed with a secret newer than the original
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B still signs with the original secret after the rotation")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Both still accept the cookie issued before the rotation, and re-sign it.
+	for _, inst := range []caddyInstance{a, b} {
+		resp, _ := get(t, http.DefaultClient, inst.URL+"/", "Cookie", "vid="+fromA)
+		if got := up.last().Header.Get("X-Visitor-Id"); got != id {
+			t.Errorf("%s: pre-rotation cookie gave ID %q, want %q", inst.URL, got, id)
+		}
+		if len(setCookies(resp, "vid")) != 1 {
+			t.Errorf("%s: pre-rotation cookie not re-signed", inst.URL)
+		}
+	}
+}
+
+// Config reloads in the middle of a stream of requests lose none and reject no valid cookie.
+func TestReloadUnderLoad(t *testing.T) {
+	up := startUpstream(t, nil)
+	storage := t.TempDir()
+	for _, keys := range []string{"secret " + testSecret, "check_interval 50ms"} {
+		t.Run(strings.Fields(keys)[0], func(t *testing.T) {
+			site := func(header string) string {
+				return "\tsigned_cookies {\n\t\t" + keys + "\n\t\ttrack {\n\t\t\theader " + header + "\n\t\t}\n\t}\n\treverse_proxy " + up.Addr
+			}
+			cf, ci := caddyfileFor(t, storage, site("X-Visitor-Id"))
+			if err := caddy.Load(adapt(t, cf), true); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			c := newClient(t)
+			get(t, c, ci.URL+"/")
+			vid := jarValue(t, c, ci.URL, "vid")
+
+			var failures, reissued, total atomic.Int64
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					tr := &http.Transport{}
+					defer tr.CloseIdleConnections()
+					cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						req, _ := http.NewRequest("GET", ci.URL+"/", nil)
+						req.Header.Set("Cookie", "vid="+vid)
+						resp, err := cl.Do(req)
+						total.Add(1)
+						if err != nil || resp.StatusCode != 200 {
+							failures.Add(1)
+							if err == nil {
+								resp.Body.Close()
+							}
+							continue
+						}
+						if len(setCookies(resp, "vid")) != 0 {
+							reissued.Add(1)
+						}
+						resp.Body.Close()
+					}
+				}()
+			}
+			for i := 0; i < 6; i++ {
+				header := []string{"X-Visitor-Id", "X-Visitor"}[i%2]
+				postLoad(t, ci.AdminAddr, adapt(t, strings.Replace(cf, site("X-Visitor-Id"), site(header), 1)))
+				time.Sleep(30 * time.Millisecond)
+			}
+			close(stop)
+			wg.Wait()
+			if total.Load() < 20 {
+				t.Fatalf("only %d requests made", total.Load())
+			}
+			if failures.Load() != 0 || reissued.Load() != 0 {
+				t.Errorf("%d of %d requests failed, %d had their valid cookie replaced", failures.Load(), total.Load(), reissued.Load())
+			}
+		})
+	}
+}
+
+// The key ring's goroutine ends with the module's context: after Caddy stops, none is left.
+func TestKeyRingGoroutineEnds(t *testing.T) {
+	ci := startCaddy(t, "\tsigned_cookies {\n\t\tcheck_interval 10ms\n\t}\n\trespond ok")
+	get(t, http.DefaultClient, ci.URL+"/")
+	if n := keyRingGoroutines(); n == 0 {
+		t.Fatal("no key ring goroutine while running; the check is not measuring anything")
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for keyRingGoroutines() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d key ring goroutines outlived the config", keyRingGoroutines())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func keyRingGoroutines() int {
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+	return strings.Count(b.String(), "(*storedKeys).start")
+}

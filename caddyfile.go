@@ -174,11 +174,11 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 		case "same_site":
 			t.SameSite, err = oneOf(d, "lax", "strict", "none")
 		case "partitioned":
-			t.Partitioned, err = flag(d)
+			t.Partitioned, err = noArgs(d)
 		case "encrypt":
-			t.Encrypt, err = flag(d)
+			t.Encrypt, err = noArgs(d)
 		case "honor_gpc":
-			t.HonorGPC, err = flag(d)
+			t.HonorGPC, err = noArgs(d)
 		case "consent":
 			t.Consent, err = oneArg(d)
 		case "when":
@@ -218,7 +218,7 @@ func oneOf(d *caddyfile.Dispenser, allowed ...string) (string, error) {
 	return "", d.Errf("%s: %q is not one of %v", sub, v, allowed)
 }
 
-func flag(d *caddyfile.Dispenser) (bool, error) {
+func noArgs(d *caddyfile.Dispenser) (bool, error) {
 	if d.NextArg() {
 		return false, d.ArgErr()
 	}

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
@@ -114,6 +114,12 @@ type caddyInstance struct {
 // API on another, storage in a temp dir, quiet logs.
 func caddyfileFor(t testing.TB, storageDir string, siteBody string) (string, caddyInstance) {
 	t.Helper()
+	return caddyfileGlobal(t, storageDir, "log {\n\t\tlevel ERROR\n\t}", siteBody)
+}
+
+// caddyfileGlobal is caddyfileFor with other global options than the quiet log.
+func caddyfileGlobal(t testing.TB, storageDir, globals, siteBody string) (string, caddyInstance) {
+	t.Helper()
 	ci := caddyInstance{Port: freePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	ci.URL = fmt.Sprintf("http://127.0.0.1:%d", ci.Port)
 	cf := fmt.Sprintf(`{
@@ -121,16 +127,14 @@ func caddyfileFor(t testing.TB, storageDir string, siteBody string) (string, cad
 	auto_https off
 	persist_config off
 	storage file_system %s
-	log {
-		level ERROR
-	}
+	%s
 }
 
 http://127.0.0.1:%d {
 	bind 127.0.0.1
 %s
 }
-`, ci.AdminAddr, storageDir, ci.Port, siteBody)
+`, ci.AdminAddr, storageDir, globals, ci.Port, siteBody)
 	return cf, ci
 }
 

@@ -207,8 +207,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.track = tr
 		h.trackRule = len(rules)
-		rule := cookie.Rule{Pattern: t.Name, Codec: tr.codec, Strip: tr.strip, Plain: appendVisitorID}
-		rules = append(rules, rule)
+		// Stripped by the jar: serve.go forwards the ID once it knows it is well formed.
+		rules = append(rules, cookie.Rule{Pattern: t.Name, Codec: tr.codec, Strip: true})
 		h.codecs = append(h.codecs, tr.codec)
 	}
 	if len(h.Encrypt) > 0 {
@@ -234,9 +234,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	return nil
 }
-
-// appendVisitorID renders a verified visitor ID for the upstream as a UUID.
-func appendVisitorID(dst, id []byte) []byte { return cookie.AppendUUID(dst, id) }
 
 func (t *Track) setDefaults() error {
 	if t.Name == "" {

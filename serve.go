@@ -6,11 +6,14 @@ package signedcookies
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
@@ -82,9 +85,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.visit(st, r)
 		id := ""
 		if st.known {
-			id = string(cookie.AppendUUID(st.buf[:0], st.visitor[:]))
+			st.buf = cookie.AppendUUID(st.buf[:0], st.visitor[:])
+			id = string(st.buf)
 			if h.track.header != "" {
 				r.Header[h.track.header] = []string{id}
+			}
+			// The jar strips the visitor cookie; the upstream gets the verified ID (or the
+			// new one, as if the visitor had always had it) from here.
+			if !h.track.strip {
+				st.res.AppendPair(h.track.name, st.buf)
 			}
 		}
 		if repl != nil {
@@ -121,25 +130,38 @@ func (h *Handler) noteDropped(st *requestState) bool {
 	bad := false
 	for _, d := range st.res.Dropped {
 		h.metrics.invalid.WithLabelValues(d.Reason).Inc()
+		if d.Rule < 0 && d.Reason != cookie.ReasonLookalike {
+			// a pair that does not parse is someone else's noise, not an attack on ours
+			if c := h.logger.Check(zapcore.DebugLevel, "unparsable cookie pair dropped"); c != nil {
+				c.Write(zap.String("cookie", d.Name))
+			}
+			continue
+		}
 		h.logInvalid(d.Name, d.Reason)
 		if d.Reason == cookie.ReasonDuplicate {
 			continue
 		}
-		if d.Reason == cookie.ReasonUnparsed && d.Rule < 0 {
-			continue
-		}
-		bad = true
+		bad = true // a managed cookie that failed, or a look-alike of one
 		if len(st.invalid) > 0 {
 			st.invalid = append(st.invalid, ',')
 		}
 		st.invalid = append(st.invalid, d.Name...)
-		if d.Rule >= 0 && d.Rule != h.trackRule {
-			if _, ok := st.res.Lookup(d.Rule); !ok {
-				st.clear = append(st.clear, d.Name)
-			}
+		// Clear by name, once, and not when a valid copy of that very name is forwarded: a
+		// glob rule covers several names, so a valid sess_a says nothing about a forged sess_b.
+		if d.Rule >= 0 && d.Rule != h.trackRule && !foundName(&st.res, d.Name) && !slices.Contains(st.clear, d.Name) {
+			st.clear = append(st.clear, d.Name)
 		}
 	}
 	return bad
+}
+
+func foundName(res *cookie.Result, name string) bool {
+	for _, f := range res.Found {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // visit decides what happens to the visitor cookie: keep, re-sign or issue.
@@ -163,9 +185,6 @@ func (h *Handler) visit(st *requestState, r *http.Request) {
 	}
 	st.visitor = cookie.NewVisitorID()
 	st.known, st.issue = true, true
-	if !t.strip {
-		st.res.AppendPair(t.name, cookie.AppendUUID(st.buf[:0], st.visitor[:]))
-	}
 }
 
 // mayIssue applies the privacy gates; they only ever hold back a new ID.

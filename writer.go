@@ -30,8 +30,15 @@ func (rw *responseWriter) WriteHeader(status int) {
 		return
 	}
 	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
-		rw.h.strip1xx(rw.Header())
+		// net/http sends the header map with a 1xx and keeps it for the final response, so
+		// the managed cookies are held back from the 1xx only, then put back for finalize.
+		hdr := rw.Header()
+		saved := hdr["Set-Cookie"]
+		rw.h.strip1xx(hdr)
 		rw.ResponseWriterWrapper.WriteHeader(status)
+		if saved != nil {
+			hdr["Set-Cookie"] = saved
+		}
 		return
 	}
 	rw.finalize(status)

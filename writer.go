@@ -76,8 +76,8 @@ func (rw *responseWriter) Flush() {
 	_ = rw.FlushError()
 }
 
-// FlushError is what http.ResponseController.Flush calls first; without it the controller
-// would unwrap to the underlying writer and send headers that were never rewritten.
+// FlushError is what http.ResponseController.Flush calls (before Flush), so a flush error
+// reaches the caller; like Flush, it writes the rewritten headers first.
 func (rw *responseWriter) FlushError() error {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)

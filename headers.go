@@ -54,42 +54,13 @@ func scrubHeader(h http.Header, norm string) {
 // scrubConnection removes Connection tokens naming Cookie or the ID header: reverse_proxy
 // deletes the headers a Connection header names, which would drop the ones set here.
 func scrubConnection(h http.Header, t *trackRuntime) {
-	values := h["Connection"]
-	if len(values) == 0 {
-		return
-	}
-	protected := func(tok string) bool {
-		tok = strings.TrimSpace(tok)
+	removeTokens(h, "Connection", func(tok string) bool {
 		return sameHeaderName(tok, "cookie") || t != nil && t.headerNorm != "" && sameHeaderName(tok, t.headerNorm)
-	}
-	changed := false
-	for _, v := range values {
-		for tok := range strings.SplitSeq(v, ",") {
-			if protected(tok) {
-				changed = true
-			}
-		}
-	}
-	if !changed {
-		return
-	}
-	var kept []string
-	for _, v := range values {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && !protected(tok) {
-				kept = append(kept, tok)
-			}
-		}
-	}
-	if len(kept) == 0 {
-		delete(h, "Connection")
-		return
-	}
-	h["Connection"] = []string{strings.Join(kept, ", ")}
+	})
 }
 
-// dropTrailerCookies removes Set-Cookie announced or set as a trailer: trailers are not
-// rewritten, so a cookie there would leave unsigned.
+// dropTrailerCookies removes Set-Cookie set as a trailer: trailers are not rewritten, so a
+// cookie there would leave unsigned.
 func dropTrailerCookies(h http.Header) {
 	for k := range h {
 		if len(k) > len(http.TrailerPrefix) && strings.EqualFold(k[:len(http.TrailerPrefix)], http.TrailerPrefix) &&
@@ -101,13 +72,17 @@ func dropTrailerCookies(h http.Header) {
 
 // unannounceTrailerCookies removes Set-Cookie from the Trailer header before headers go out.
 func unannounceTrailerCookies(h http.Header) {
-	values := h["Trailer"]
+	removeTokens(h, "Trailer", func(tok string) bool { return strings.EqualFold(tok, "Set-Cookie") })
+}
+
+// removeTokens rewrites the comma-separated header key without the tokens drop matches,
+// allocating only when there is one.
+func removeTokens(h http.Header, key string, drop func(tok string) bool) {
+	values := h[key]
 	found := false
 	for _, v := range values {
 		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "Set-Cookie") {
-				found = true
-			}
+			found = found || drop(strings.TrimSpace(tok))
 		}
 	}
 	if !found {
@@ -116,16 +91,16 @@ func unannounceTrailerCookies(h http.Header) {
 	var kept []string
 	for _, v := range values {
 		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && !strings.EqualFold(tok, "Set-Cookie") {
+			if tok = strings.TrimSpace(tok); tok != "" && !drop(tok) {
 				kept = append(kept, tok)
 			}
 		}
 	}
 	if len(kept) == 0 {
-		delete(h, "Trailer")
+		delete(h, key)
 		return
 	}
-	h["Trailer"] = []string{strings.Join(kept, ", ")}
+	h[key] = []string{strings.Join(kept, ", ")}
 }
 
 func isTokenChar(c byte) bool {

@@ -72,9 +72,10 @@ type Handler struct {
 	// MaxAge is the oldest signature accepted on upstream cookies. Default: 400 days.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
-	// OnInvalid is what happens to a request carrying a managed cookie that fails to verify:
-	// "drop" (default) forgets it, clears it in the browser and issues a new visitor ID;
-	// "reject" answers 400 through Caddy's error handling.
+	// OnInvalid is what happens to a request carrying a managed cookie that fails to verify
+	// (or a look-alike of one): "drop" (default) forgets it and clears it in the browser (a
+	// bad visitor cookie is replaced by a new ID; a valid one is kept even when another
+	// cookie is bad); "reject" answers 400 through Caddy's error handling.
 	OnInvalid string `json:"on_invalid,omitempty"`
 
 	logger    *zap.Logger

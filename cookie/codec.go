@@ -3,6 +3,7 @@ package cookie
 import (
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -89,7 +90,30 @@ func (c *Codec) Encrypted() bool { return c.encrypt }
 // MaxLength is the longest encoded value the codec produces or accepts.
 func (c *Codec) MaxLength() int { return c.maxLength }
 
-type scratch struct{ a, b []byte }
+// scratch is per-call working memory, pooled: with the IV and the CTR counter and key
+// stream here rather than on the stack (where passing them to cipher.Block would move them to
+// the heap), encoding and decoding allocate nothing.
+type scratch struct {
+	a, b    []byte
+	iv      [aesBlock]byte
+	ctr, ks [aesBlock]byte
+}
+
+// xorCTR applies AES-CTR with iv to p in place, exactly as cipher.NewCTR (which securecookie
+// uses) does: the IV is a 128-bit big-endian counter. cipher.NewCTR allocates on every call.
+func (s *scratch) xorCTR(block cipher.Block, iv, p []byte) {
+	copy(s.ctr[:], iv)
+	for len(p) > 0 {
+		block.Encrypt(s.ks[:], s.ctr[:])
+		p = p[subtle.XORBytes(p, p, s.ks[:]):]
+		for i := len(s.ctr) - 1; i >= 0; i-- {
+			s.ctr[i]++
+			if s.ctr[i] != 0 {
+				break
+			}
+		}
+	}
+}
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{a: make([]byte, 0, 512), b: make([]byte, 0, 512)} }}
 
@@ -136,17 +160,16 @@ func (c *Codec) appendEncodeAt(dst []byte, name string, value []byte, ts int64) 
 	a = strconv.AppendInt(a, ts, 10)
 	a = append(a, '|')
 	if c.encrypt {
-		var iv [aesBlock]byte
-		rand.Read(iv[:])
-		p := append(s.b[:0], iv[:]...)
+		rand.Read(s.iv[:])
+		p := append(s.b[:0], s.iv[:]...)
 		p = append(p, value...)
-		cipher.NewCTR(key.block, iv[:]).XORKeyStream(p[aesBlock:], p[aesBlock:])
+		s.xorCTR(key.block, s.iv[:], p[aesBlock:])
 		a = b64.AppendEncode(a, p)
 		s.b = p
 	} else {
 		a = b64.AppendEncode(a, value)
 	}
-	a = key.mac(append(a, '|'), a)
+	a = key.appendMAC(append(a, '|'), a)
 	s.a = a
 	out := b64.AppendEncode(dst, a[len(name)+1:])
 	if len(out)-len(dst) > c.maxLength {
@@ -196,10 +219,9 @@ func (c *Codec) AppendDecode(dst []byte, name, value string) (Decoded, error) {
 	signed := a[:len(name)+1+j]
 	ring := c.ring.Load()
 	keyIndex := -1
-	var sum [32]byte
-	if len(mac) == len(sum) {
+	if len(mac) == sha256.Size {
 		for ki, k := range ring.keys {
-			if subtle.ConstantTimeCompare(k.mac(sum[:0], signed), mac) == 1 {
+			if k.verify(signed, mac) {
 				keyIndex = ki
 				break
 			}
@@ -225,10 +247,7 @@ func (c *Codec) AppendDecode(dst []byte, name, value string) (Decoded, error) {
 		if len(p) <= aesBlock {
 			return Decoded{Value: dst}, ErrMalformed
 		}
-		k := ring.keys[keyIndex]
-		var iv [aesBlock]byte
-		copy(iv[:], p)
-		cipher.NewCTR(k.block, iv[:]).XORKeyStream(p[aesBlock:], p[aesBlock:])
+		s.xorCTR(ring.keys[keyIndex].block, p[:aesBlock], p[aesBlock:])
 		copy(p, p[aesBlock:])
 		out = out[:len(out)-aesBlock]
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxPairs is the most Cookie pairs Rebuild accepts. Go's own parser gives up above 3000;
@@ -37,6 +39,9 @@ type Jar struct {
 	rules     []Rule
 	glob      []bool
 	canonical []string // canonical form of each pattern, for look-alike detection
+	// The literal text before the first metacharacter of each glob and canonical glob: a
+	// name without it cannot match, which spares path.Match for most unmanaged cookies.
+	prefix, canonicalPrefix []string
 }
 
 // NewJar checks the rules and prepares them. The first matching rule wins.
@@ -52,16 +57,33 @@ func NewJar(rules ...Rule) (*Jar, error) {
 		if r.Codec == nil {
 			return nil, fmt.Errorf("rule %d: no codec", i+1)
 		}
-		j.glob = append(j.glob, strings.ContainsAny(r.Pattern, `*?[\`))
-		j.canonical = append(j.canonical, string(appendCanonical(nil, r.Pattern)))
+		glob := strings.ContainsAny(r.Pattern, `*?[\`)
+		j.glob = append(j.glob, glob)
+		if glob {
+			j.canonical = append(j.canonical, canonicalGlob(r.Pattern))
+		} else {
+			j.canonical = append(j.canonical, string(appendCanonical(nil, r.Pattern, true)))
+		}
+		j.prefix = append(j.prefix, literalPrefix(r.Pattern))
+		j.canonicalPrefix = append(j.canonicalPrefix, literalPrefix(j.canonical[i]))
 	}
 	return j, nil
+}
+
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, `*?[\`); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
 }
 
 // Match returns the index of the rule managing name, or -1.
 func (j *Jar) Match(name string) int {
 	for i, r := range j.rules {
 		if j.glob[i] {
+			if !strings.HasPrefix(name, j.prefix[i]) {
+				continue
+			}
 			if ok, _ := path.Match(r.Pattern, name); ok {
 				return i
 			}
@@ -77,20 +99,36 @@ func (j *Jar) Rule(i int) *Rule { return &j.rules[i] }
 
 // IsLookalike reports whether name is not managed but an upstream could read it as a managed
 // name: after trimming odd whitespace, %-decoding, folding case and mapping ' ', '.' and '['
-// to '_' (as PHP does), it matches a rule.
+// to '_' (as PHP does), it matches a rule. PHP drops only leading spaces, so a name is also
+// tried with its trailing bytes kept: to PHP, "session " is "session_".
 func (j *Jar) IsLookalike(name string) bool {
 	var buf []byte
 	return j.isLookalike(name, &buf)
 }
 
 func (j *Jar) isLookalike(name string, buf *[]byte) bool {
-	if j.Match(name) >= 0 {
-		return false
+	return j.Match(name) < 0 && j.readsAsManaged(name, buf)
+}
+
+// readsAsManaged is IsLookalike for a name known not to be managed.
+func (j *Jar) readsAsManaged(name string, buf *[]byte) bool {
+	*buf = appendCanonical((*buf)[:0], name, true)
+	if j.matchCanonical(unsafeString(*buf)) {
+		return true
 	}
-	*buf = appendCanonical((*buf)[:0], name)
-	c := unsafeString(*buf)
+	if name == "" || !isOdd(name[len(name)-1]) && strings.IndexByte(name, '%') < 0 {
+		return false // nothing trailing to keep
+	}
+	*buf = appendCanonical((*buf)[:0], name, false)
+	return j.matchCanonical(unsafeString(*buf))
+}
+
+func (j *Jar) matchCanonical(c string) bool {
 	for i, p := range j.canonical {
 		if j.glob[i] {
+			if !strings.HasPrefix(c, j.canonicalPrefix[i]) {
+				continue
+			}
 			if ok, _ := path.Match(p, c); ok {
 				return true
 			}
@@ -189,7 +227,7 @@ func (j *Jar) pair(res *Result, part string) {
 	name, value := part[:eq], part[eq+1:]
 	ri := j.Match(name)
 	if ri < 0 {
-		if j.isLookalike(name, &res.canon) {
+		if j.readsAsManaged(name, &res.canon) {
 			res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: -1, Reason: ReasonLookalike})
 			return
 		}
@@ -207,8 +245,7 @@ func (j *Jar) pair(res *Result, part string) {
 	d, err := r.Codec.AppendDecode(res.values, name, value)
 	if err != nil {
 		reason := ReasonUnparsed
-		var de *DecodeError
-		if errors.As(err, &de) {
+		if de, ok := err.(*DecodeError); ok { // not errors.As: its target escapes, an allocation per bad cookie
 			reason = de.Reason
 		}
 		res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: ri, Reason: reason})
@@ -260,9 +297,10 @@ func hasCTL(s string) bool {
 }
 
 // appendCanonical appends the form of name an upstream may read it as: %XX decoded, trimmed
-// of ASCII whitespace, control bytes and non-ASCII bytes (Unicode spaces such as NBSP) at
-// either end, ASCII folded to lower case, and ' ', '.', '[' mapped to '_'.
-func appendCanonical(dst []byte, name string) []byte {
+// of ASCII whitespace, control bytes and non-ASCII bytes (Unicode spaces such as NBSP) at the
+// start and, if trimTail, at the end, ASCII folded to lower case, and ' ', '.', '[' mapped
+// to '_'.
+func appendCanonical(dst []byte, name string, trimTail bool) []byte {
 	start := len(dst)
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -277,18 +315,13 @@ func appendCanonical(dst []byte, name string) []byte {
 	for lo < hi && isOdd(b[lo]) {
 		lo++
 	}
-	for hi > lo && isOdd(b[hi-1]) {
+	for trimTail && hi > lo && isOdd(b[hi-1]) {
 		hi--
 	}
 	n := copy(b, b[lo:hi])
 	b = b[:n]
 	for i, c := range b {
-		switch {
-		case c >= 'A' && c <= 'Z':
-			b[i] = c + 'a' - 'A'
-		case c == ' ' || c == '.' || c == '[':
-			b[i] = '_'
-		}
+		b[i] = canonicalByte(c)
 	}
 	return dst[:start+n]
 }
@@ -307,4 +340,191 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - '0'
+}
+
+// canonicalByte is the byte-wise part of appendCanonical: ASCII folded to lower case and
+// ' ', '.', '[' mapped to '_'.
+func canonicalByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == ' ' || c == '.' || c == '[':
+		return '_'
+	}
+	return c
+}
+
+// canonicalGlob is the pattern that the canonical forms of the names matched by pattern (a
+// valid path.Match pattern) match: literal bytes are canonicalized as in a name (%XX decoded,
+// odd bytes trimmed at either end, case folded, PHP's mapping), '*' and '?' are kept, and each
+// character class becomes the class of the canonical forms of its members. Folding the
+// pattern's text instead would turn "[0-9]" into "_0-9]" and miss every look-alike.
+func canonicalGlob(pattern string) string {
+	type term struct {
+		lit  bool
+		c    byte   // a literal byte
+		meta string // '*', '?' or a class
+	}
+	var terms []term
+	for i := 0; i < len(pattern); {
+		c := pattern[i]
+		switch {
+		case c == '*' || c == '?':
+			terms = append(terms, term{meta: pattern[i : i+1]})
+			i++
+			continue
+		case c == '[':
+			n := classLen(pattern[i:])
+			terms = append(terms, term{meta: pattern[i : i+n]})
+			i += n
+			continue
+		case c == '\\' && i+1 < len(pattern):
+			c = pattern[i+1]
+			i += 2
+		case c == '%' && i+2 < len(pattern) && isHex(pattern[i+1]) && isHex(pattern[i+2]):
+			c = unhex(pattern[i+1])<<4 | unhex(pattern[i+2])
+			i += 3
+		default:
+			i++
+		}
+		terms = append(terms, term{lit: true, c: c})
+	}
+	for len(terms) > 0 && terms[0].lit && isOdd(terms[0].c) {
+		terms = terms[1:]
+	}
+	for len(terms) > 0 && terms[len(terms)-1].lit && isOdd(terms[len(terms)-1].c) {
+		terms = terms[:len(terms)-1]
+	}
+	var b []byte
+	for _, t := range terms {
+		switch {
+		case !t.lit && t.meta[0] == '[':
+			b = appendCanonicalClass(b, t.meta)
+		case !t.lit:
+			b = append(b, t.meta...)
+		default:
+			c := canonicalByte(t.c)
+			if c == '*' || c == '?' || c == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// classLen is the length of the character class at the start of pattern, '[' to ']'.
+func classLen(pattern string) int {
+	i := 1
+	if i < len(pattern) && pattern[i] == '^' {
+		i++
+	}
+	for first := true; i < len(pattern); first = false {
+		switch pattern[i] {
+		case ']':
+			if !first {
+				return i + 1
+			}
+		case '\\':
+			i++
+		}
+		i++
+	}
+	return len(pattern) // unreachable for a valid pattern
+}
+
+// appendCanonicalClass appends the class matching the canonical forms of the members of
+// class. ASCII members are listed one by one after canonicalization; non-ASCII runes are
+// untouched by canonicalization, so their ranges are kept (complemented for a negated class,
+// since the result is never negated).
+func appendCanonicalClass(dst []byte, class string) []byte {
+	body := class[1 : len(class)-1]
+	negated := strings.HasPrefix(body, "^")
+	if negated {
+		body = body[1:]
+	}
+	type runeRange struct{ lo, hi rune }
+	var ranges []runeRange
+	next := func() rune {
+		if body[0] == '\\' {
+			body = body[1:]
+		}
+		r, n := utf8.DecodeRuneInString(body)
+		body = body[n:]
+		return r
+	}
+	for body != "" {
+		lo := next()
+		hi := lo
+		if body != "" && body[0] == '-' {
+			body = body[1:]
+			hi = next()
+		}
+		ranges = append(ranges, runeRange{lo, hi})
+	}
+	in := func(r rune) bool {
+		for _, rr := range ranges {
+			if rr.lo <= r && r <= rr.hi {
+				return !negated
+			}
+		}
+		return negated
+	}
+	var ascii [utf8.RuneSelf]bool
+	for c := 0; c < utf8.RuneSelf; c++ {
+		if in(rune(c)) {
+			ascii[canonicalByte(byte(c))] = true
+		}
+	}
+	// Non-ASCII members, as ranges.
+	var wide []runeRange
+	for _, rr := range ranges {
+		if rr.hi >= utf8.RuneSelf && rr.lo <= rr.hi {
+			wide = append(wide, runeRange{max(rr.lo, utf8.RuneSelf), rr.hi})
+		}
+	}
+	if negated {
+		slices.SortFunc(wide, func(a, b runeRange) int { return int(a.lo - b.lo) })
+		var comp []runeRange
+		lo := rune(utf8.RuneSelf)
+		for _, rr := range wide {
+			if rr.lo > lo {
+				comp = append(comp, runeRange{lo, rr.lo - 1})
+			}
+			lo = max(lo, rr.hi+1)
+		}
+		if lo <= utf8.MaxRune {
+			comp = append(comp, runeRange{lo, utf8.MaxRune})
+		}
+		wide = comp
+	}
+	// Surrogates are no runes in UTF-8 (they decode as U+FFFD): keep bounds off them.
+	for i := range wide {
+		if wide[i].lo >= 0xd800 && wide[i].lo <= 0xdfff {
+			wide[i].lo = 0xe000
+		}
+		if wide[i].hi >= 0xd800 && wide[i].hi <= 0xdfff {
+			wide[i].hi = 0xd7ff
+		}
+	}
+	wide = slices.DeleteFunc(wide, func(rr runeRange) bool { return rr.lo > rr.hi })
+	start := len(dst)
+	dst = append(dst, '[')
+	for c, ok := range ascii {
+		if ok {
+			dst = append(dst, '\\', byte(c))
+		}
+	}
+	for _, rr := range wide {
+		dst = append(dst, '\\')
+		dst = utf8.AppendRune(dst, rr.lo)
+		dst = append(dst, '-', '\\')
+		dst = utf8.AppendRune(dst, rr.hi)
+	}
+	if len(dst) == start+1 {
+		// Nothing matches, and path.Match rejects "[]": the negation of everything.
+		dst = append(dst, '^', '\\', 0, '-', '\\')
+		dst = utf8.AppendRune(dst, utf8.MaxRune)
+	}
+	return append(dst, ']')
 }

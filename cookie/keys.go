@@ -10,6 +10,7 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -55,7 +56,14 @@ type Key struct {
 	hashKey  []byte
 	blockKey []byte
 	block    cipher.Block
-	macs     sync.Pool // of hash.Hash keyed with hashKey; hmac.New costs 6 allocations
+	macs     sync.Pool // of *macState
+}
+
+// macState is an HMAC keyed with a Key's hashKey, with room for its sum: hmac.New costs 6
+// allocations, and a sum written through the hash.Hash interface would escape to the heap.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 // NewKey derives the signing and encryption keys of a secret with HKDF-SHA256.
@@ -76,7 +84,7 @@ func NewKey(secret []byte) (*Key, error) {
 		return nil, err
 	}
 	k := &Key{hashKey: hk, blockKey: bk, block: block}
-	k.macs.New = func() any { return hmac.New(sha256.New, k.hashKey) }
+	k.macs.New = func() any { return &macState{h: hmac.New(sha256.New, k.hashKey)} }
 	return k, nil
 }
 
@@ -87,15 +95,24 @@ func (k *Key) HashKey() []byte { return k.hashKey }
 // BlockKey is the AES-256 key.
 func (k *Key) BlockKey() []byte { return k.blockKey }
 
-func (k *Key) mac(dst []byte, parts ...[]byte) []byte {
-	h := k.macs.Get().(hash.Hash)
-	h.Reset()
-	for _, p := range parts {
-		h.Write(p)
-	}
-	dst = h.Sum(dst)
-	k.macs.Put(h)
+// appendMAC appends the MAC of msg to dst.
+func (k *Key) appendMAC(dst, msg []byte) []byte {
+	m := k.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(msg)
+	dst = m.h.Sum(dst)
+	k.macs.Put(m)
 	return dst
+}
+
+// verify reports, in constant time, whether mac is the MAC of msg.
+func (k *Key) verify(msg, mac []byte) bool {
+	m := k.macs.Get().(*macState)
+	m.h.Reset()
+	m.h.Write(msg)
+	ok := subtle.ConstantTimeCompare(m.h.Sum(m.sum[:0]), mac) == 1
+	k.macs.Put(m)
+	return ok
 }
 
 // KeyRing is an immutable, ordered set of keys: the first signs, all verify.

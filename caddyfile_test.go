@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -213,8 +214,9 @@ func TestCaddyValidateCLI(t *testing.T) {
 	}
 }
 
-// Golden adapt tests in the style of Caddy's caddyfile_adapt: Caddyfile in, exact JSON out.
-// Run with -update to rewrite the expected JSON after a deliberate change.
+// Golden adapt tests in the style of Caddy's caddyfile_adapt: Caddyfile in, exact JSON out,
+// or "error: <message>" for a Caddyfile that must not adapt. Run with -update to rewrite the
+// expected JSON after a deliberate change.
 func TestCaddyfileAdapt(t *testing.T) {
 	files, err := filepath.Glob("testdata/caddyfile_adapt/*.caddyfiletest")
 	if err != nil || len(files) == 0 {
@@ -229,6 +231,13 @@ func TestCaddyfileAdapt(t *testing.T) {
 			in, want, ok := strings.Cut(string(raw), "----------\n")
 			if !ok {
 				t.Fatal("no ---------- separator")
+			}
+			if msg, isErr := strings.CutPrefix(want, "error: "); isErr {
+				_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+				if err == nil || err.Error() != strings.TrimSpace(msg) {
+					t.Errorf("adapt error %v, want %q", err, strings.TrimSpace(msg))
+				}
+				return
 			}
 			js := adapt(t, in)
 			var pretty bytes.Buffer

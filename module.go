@@ -459,6 +459,9 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 		}
 		h.keys = newStoredKeys(stor, rotate, check, h.longestLifetime(), h.logger)
 		ring, err := h.keys.load(ctx)
+		if err == nil {
+			err = selfTest(ring)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("signed_cookies: key ring in storage: %v", err)
 		}

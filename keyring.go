@@ -88,6 +88,12 @@ func (k *storedKeys) read(ctx context.Context) (*keyRingFile, error) {
 	if f.Version != keyRingVersion || len(f.Secrets) == 0 {
 		return nil, fmt.Errorf("%s: unsupported version %d or no secrets", keyRingStorageKey, f.Version)
 	}
+	// Check every secret before anything builds on the ring (a rotation would store it again).
+	for i, s := range f.Secrets {
+		if _, err := cookie.ParseSecret(s.Secret); err != nil {
+			return nil, fmt.Errorf("%s: secret %d %v; move it away to start a new one", keyRingStorageKey, i+1, err)
+		}
+	}
 	return &f, nil
 }
 

@@ -347,3 +347,27 @@ func keyRingGoroutines() int {
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
 	return strings.Count(b.String(), "(*storedKeys).start")
 }
+
+// A damaged key ring object fails the load with an error saying what to do; it is never
+// overwritten (that would invalidate every cookie in the cluster).
+func TestCorruptStoredKeyRing(t *testing.T) {
+	storage := t.TempDir()
+	path := filepath.Join(storage, filepath.FromSlash(keyRingStorageKey))
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, content := range []string{"not json", `{"version":7,"secrets":[]}`, `{"version":1,"secrets":[{"secret":"c2hvcnQ=","created":"2026-01-01T00:00:00Z"}]}`} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := caddyfileFor(t, storage, "\tsigned_cookies\n\trespond ok")
+		err := caddy.Load(adapt(t, cf), true)
+		_ = caddy.Stop()
+		if err == nil || !strings.Contains(err.Error(), "signed_cookies: key ring in storage: "+keyRingStorageKey) {
+			t.Errorf("%q: error %v, want one naming the key ring object", content, err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != content {
+			t.Errorf("%q: the damaged key ring was overwritten", content)
+		}
+	}
+}

@@ -181,10 +181,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.OnInvalid = "drop"
 	}
 	if h.Track != nil {
-		if err := h.Track.setDefaults(); err != nil {
-			return err
-		}
+		h.Track.setDefaults()
 	}
+	// Checked before anything with side effects (the storage key ring is created on load).
 	if err := h.checkConfig(); err != nil {
 		return err
 	}
@@ -236,7 +235,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-func (t *Track) setDefaults() error {
+func (t *Track) setDefaults() {
 	if t.Name == "" {
 		t.Name = defaultTrackName
 	}
@@ -265,7 +264,6 @@ func (t *Track) setDefaults() error {
 	if t.SameSite == "" {
 		t.SameSite = "lax"
 	}
-	return nil
 }
 
 // checkConfig reports the first configuration error, naming the field.
@@ -428,12 +426,9 @@ func (h *Handler) provisionTrack(ctx caddy.Context, ring *cookie.KeyRing) (*trac
 	return tr, nil
 }
 
-// Validate only reads: Provision has done the checks that need defaults.
+// Validate only reads: the configuration checks, with the defaults Provision set.
 func (h *Handler) Validate() error {
-	if h.jar == nil {
-		return errors.New("signed_cookies: not provisioned")
-	}
-	return nil
+	return h.checkConfig()
 }
 
 // loadKeys resolves configured secrets, or opens the storage key ring.

@@ -38,6 +38,15 @@ type requestState struct {
 	secure  bool
 	clear   []string // managed cookies to clear in the browser
 	invalid []byte   // names of dropped cookies, comma separated
+	now     int64    // Unix seconds, read once per request
+	rww     caddyhttp.ResponseWriterWrapper
+}
+
+// forwarded holds what the request keeps after ServeHTTP returns (the upstream, the access log
+// and later handlers read these headers), so it is allocated per request, never pooled: one
+// allocation for both header values.
+type forwarded struct {
+	cookie, id [1]string
 }
 
 var statePool = sync.Pool{New: func() any { return new(requestState) }}
@@ -48,6 +57,7 @@ func (st *requestState) reset() {
 	clear(st.clear)
 	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]
 	st.w = responseWriter{}
+	st.rww = caddyhttp.ResponseWriterWrapper{}
 }
 
 // ServeHTTP verifies the request's cookies, gives the upstream their plain values and wraps
@@ -59,13 +69,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		statePool.Put(st)
 	}()
 
+	st.now = h.now().Unix()
 	if h.track != nil && h.track.headerNorm != "" {
 		scrubHeader(r.Header, h.track.headerNorm)
 	}
 	scrubConnection(r.Header, h.track)
 
 	if lines := r.Header["Cookie"]; len(lines) > 0 {
-		if err := h.jar.Rebuild(&st.res, lines); err != nil {
+		if err := h.jar.RebuildAt(&st.res, lines, st.now); err != nil {
 			h.metrics.invalid.WithLabelValues("too_many").Inc()
 			h.logInvalid("*", "too_many")
 			return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, err)
@@ -83,37 +94,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if h.track != nil {
 		h.visit(st, r)
-		id := ""
 		if st.known {
 			st.buf = cookie.AppendUUID(st.buf[:0], st.visitor[:])
-			id = string(st.buf)
-			if h.track.header != "" {
-				r.Header[h.track.header] = []string{id}
-			}
 			// The jar strips the visitor cookie; the upstream gets the verified ID (or the
 			// new one, as if the visitor had always had it) from here.
 			if !h.track.strip {
 				st.res.AppendPair(h.track.name, st.buf)
 			}
 		}
-		if repl != nil {
+	}
+	// One string for the Cookie header and the ID (which ends it unless stripped), one
+	// allocation for both header slices.
+	var cookieHdr, id string
+	if st.res.Changed && len(st.res.Header) > 0 {
+		cookieHdr = string(st.res.Header)
+	}
+	if st.known {
+		if !h.track.strip {
+			id = cookieHdr[len(cookieHdr)-len(st.buf):]
+		} else {
+			id = string(st.buf)
+		}
+	}
+	var fw *forwarded
+	if st.res.Changed {
+		if cookieHdr == "" {
+			delete(r.Header, "Cookie")
+		} else {
+			fw = new(forwarded)
+			fw.cookie[0] = cookieHdr
+			r.Header["Cookie"] = fw.cookie[:]
+		}
+	}
+	if st.known && h.track.header != "" {
+		if fw == nil {
+			fw = new(forwarded)
+		}
+		fw.id[0] = id
+		r.Header[h.track.header] = fw.id[:]
+	}
+	if repl != nil {
+		if h.track != nil {
 			repl.Set(phVisitorID, id)
 			repl.Set(phVisitorNew, st.issue)
 		}
-	}
-	if repl != nil {
 		repl.Set(phInvalid, string(st.invalid))
 	}
 
-	if st.res.Changed {
-		if len(st.res.Header) == 0 {
-			delete(r.Header, "Cookie")
-		} else {
-			r.Header["Cookie"] = []string{string(st.res.Header)}
-		}
-	}
-
-	st.w = responseWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, st: st}
+	st.rww = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	st.w = responseWriter{ResponseWriterWrapper: &st.rww, h: h, st: st}
 	err := next.ServeHTTP(&st.w, r)
 	if err != nil && !st.w.wroteHeader {
 		// The error handler writes through the original writer; make sure whatever the
@@ -172,7 +201,7 @@ func (h *Handler) visit(st *requestState, r *http.Request) {
 		if len(f.Value) == cookie.VisitorIDLen {
 			copy(st.visitor[:], f.Value)
 			st.known = true
-			st.resign = f.Key > 0 || h.now().Unix()-f.Signed > t.refresh
+			st.resign = f.Key > 0 || st.now-f.Signed > t.refresh
 			return
 		}
 		// A correctly signed value of the wrong size can only come from a misconfiguration

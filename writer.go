@@ -50,7 +50,7 @@ func (rw *responseWriter) finalize(status int) {
 	rw.wroteHeader = true
 	hdr := rw.Header()
 	unannounceTrailerCookies(hdr)
-	rw.h.rewriteSetCookies(hdr)
+	rw.h.rewriteSetCookies(hdr, rw.st)
 	if rw.h.addOwnCookies(hdr, rw.st) {
 		ensurePrivate(hdr)
 	}
@@ -91,14 +91,14 @@ func (rw *responseWriter) FlushError() error {
 
 // rewriteSetCookies signs or encrypts the managed cookies the upstream sets, line by line,
 // keeping every attribute byte. Lines that cannot be sent signed are dropped, never sent plain.
-func (h *Handler) rewriteSetCookies(hdr http.Header) {
+func (h *Handler) rewriteSetCookies(hdr http.Header, st *requestState) {
 	lines := hdr["Set-Cookie"]
 	if len(lines) == 0 {
 		return
 	}
 	var out []string // copy on first change
 	for i, line := range lines {
-		repl, keep := h.rewriteSetCookie(line)
+		repl, keep := h.rewriteSetCookie(line, st)
 		if out == nil && (!keep || repl != line) {
 			out = make([]string, i, len(lines))
 			copy(out, lines[:i])
@@ -117,7 +117,7 @@ func (h *Handler) rewriteSetCookies(hdr http.Header) {
 	hdr["Set-Cookie"] = out
 }
 
-func (h *Handler) rewriteSetCookie(line string) (string, bool) {
+func (h *Handler) rewriteSetCookie(line string, st *requestState) (string, bool) {
 	sc, ok := cookie.ParseSetCookie(line)
 	if !ok {
 		return line, true
@@ -138,13 +138,17 @@ func (h *Handler) rewriteSetCookie(line string) (string, bool) {
 		h.drop(sc.Name, "too_long")
 		return "", false
 	}
-	enc, err := codec.Encode(sc.Name, []byte(sc.Value))
+	// The line is spliced in st.buf (free once the ID has been copied out) and copied once.
+	b := append(st.buf[:0], line[:sc.ValueStart]...)
+	b, err := codec.AppendEncode(b, sc.Name, []byte(sc.Value))
 	if err != nil {
 		h.drop(sc.Name, "too_long")
 		return "", false
 	}
+	b = append(b, line[sc.ValueEnd:]...)
+	st.buf = b[:0]
 	h.metrics.signed.Inc()
-	return sc.Splice(enc), true
+	return string(b), true
 }
 
 // strip1xx drops managed Set-Cookie lines from an informational response: browsers ignore

@@ -192,6 +192,12 @@ type Decoded struct {
 // On error, the returned error is one of ErrTooLong, ErrMalformed, ErrBadMAC, ErrExpired and
 // dst is returned unchanged.
 func (c *Codec) AppendDecode(dst []byte, name, value string) (Decoded, error) {
+	return c.AppendDecodeAt(dst, name, value, 0)
+}
+
+// AppendDecodeAt is AppendDecode with the current time (Unix seconds) given by the caller,
+// who reads the clock once per request; 0 reads it here.
+func (c *Codec) AppendDecodeAt(dst []byte, name, value string, now int64) (Decoded, error) {
 	if len(value) > c.maxLength {
 		return Decoded{Value: dst}, ErrTooLong
 	}
@@ -234,7 +240,10 @@ func (c *Codec) AppendDecode(dst []byte, name, value string) (Decoded, error) {
 	if !ok {
 		return Decoded{Value: dst}, ErrMalformed
 	}
-	if c.maxAge != 0 && ts < c.now().Unix()-c.maxAge {
+	if c.maxAge != 0 && now == 0 {
+		now = c.now().Unix()
+	}
+	if c.maxAge != 0 && ts < now-c.maxAge {
 		return Decoded{Value: dst}, ErrExpired
 	}
 	start := len(dst)

@@ -42,6 +42,11 @@ type Jar struct {
 	// The literal text before the first metacharacter of each glob and canonical glob: a
 	// name without it cannot match, which spares path.Match for most unmanaged cookies.
 	prefix, canonicalPrefix []string
+	// firstCanon holds the first byte of every canonical prefix: a name whose first canonical
+	// byte is not in it reads as no managed name, without canonicalizing it. anyFirst: some
+	// canonical pattern starts with a metacharacter, so every name needs the full check.
+	firstCanon [256]bool
+	anyFirst   bool
 }
 
 // NewJar checks the rules and prepares them. The first matching rule wins.
@@ -66,6 +71,11 @@ func NewJar(rules ...Rule) (*Jar, error) {
 		}
 		j.prefix = append(j.prefix, literalPrefix(r.Pattern))
 		j.canonicalPrefix = append(j.canonicalPrefix, literalPrefix(j.canonical[i]))
+		if cp := j.canonicalPrefix[i]; cp == "" {
+			j.anyFirst = true
+		} else {
+			j.firstCanon[cp[0]] = true
+		}
 	}
 	return j, nil
 }
@@ -112,6 +122,17 @@ func (j *Jar) isLookalike(name string, buf *[]byte) bool {
 
 // readsAsManaged is IsLookalike for a name known not to be managed.
 func (j *Jar) readsAsManaged(name string, buf *[]byte) bool {
+	if !j.anyFirst {
+		// Canonicalization trims odd bytes at the start and maps the next byte on its own,
+		// unless it starts a %XX escape.
+		i := 0
+		for i < len(name) && isOdd(name[i]) {
+			i++
+		}
+		if i < len(name) && name[i] != '%' && !j.firstCanon[canonicalByte(name[i])] {
+			return false
+		}
+	}
 	*buf = appendCanonical((*buf)[:0], name, true)
 	if j.matchCanonical(unsafeString(*buf)) {
 		return true
@@ -189,6 +210,11 @@ func (r *Result) Lookup(rule int) (Found, bool) {
 // decoded, and nothing else (failed, duplicate, look-alike and unparsable pairs are reported
 // in res.Dropped). Several lines are joined with "; ".
 func (j *Jar) Rebuild(res *Result, lines []string) error {
+	return j.RebuildAt(res, lines, 0)
+}
+
+// RebuildAt is Rebuild with the current time (Unix seconds) given by the caller.
+func (j *Jar) RebuildAt(res *Result, lines []string, now int64) error {
 	res.Reset()
 	for _, line := range lines {
 		for line != "" {
@@ -207,14 +233,14 @@ func (j *Jar) Rebuild(res *Result, lines []string) error {
 				res.Reset()
 				return ErrTooManyPairs
 			}
-			j.pair(res, part)
+			j.pair(res, part, now)
 		}
 	}
 	res.Changed = len(lines) != 1 || string(res.Header) != lines[0]
 	return nil
 }
 
-func (j *Jar) pair(res *Result, part string) {
+func (j *Jar) pair(res *Result, part string, now int64) {
 	eq := strings.IndexByte(part, '=')
 	if eq <= 0 || hasCTL(part) {
 		name := part
@@ -242,7 +268,7 @@ func (j *Jar) pair(res *Result, part string) {
 	}
 	r := &j.rules[ri]
 	start := len(res.values)
-	d, err := r.Codec.AppendDecode(res.values, name, value)
+	d, err := r.Codec.AppendDecodeAt(res.values, name, value, now)
 	if err != nil {
 		reason := ReasonUnparsed
 		if de, ok := err.(*DecodeError); ok { // not errors.As: its target escapes, an allocation per bad cookie
@@ -288,7 +314,19 @@ func (res *Result) AppendPair(name string, value []byte) {
 }
 
 func hasCTL(s string) bool {
-	for i := 0; i < len(s); i++ {
+	// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7f has no
+	// control byte; otherwise (a tab, usually) the bytes are checked one by one.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		y := x ^ (0x7f * ones)
+		if (x-0x20*ones)&^x&highs != 0 || (y-ones)&^y&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
 			return true
 		}

@@ -117,7 +117,57 @@ func (j *Jar) IsLookalike(name string) bool {
 }
 
 func (j *Jar) isLookalike(name string, buf *[]byte) bool {
-	return j.Match(name) < 0 && j.readsAsManaged(name, buf)
+	return j.Match(name) < 0 && (j.readsAsManaged(name, buf) || j.arrayOfManaged(name, buf))
+}
+
+// arrayOfManaged reports whether PHP reads name as an element of a managed cookie's array:
+// "sess[x]" (or, where PHP decodes names, "sess%5Bx%5D") replaces $_COOKIE['sess'] whatever
+// came first.
+func (j *Jar) arrayOfManaged(name string, buf *[]byte) bool {
+	open, close := strings.IndexByte(name, '['), -1
+	if open >= 0 {
+		close = strings.IndexByte(name[open:], ']')
+	}
+	if open < 0 || close < 0 {
+		lower := strings.ToLower(name) // rare: only names holding an escaped bracket get here
+		if open = strings.Index(lower, "%5b"); open < 0 || !strings.Contains(lower[open:], "%5d") {
+			return false
+		}
+	}
+	base := name[:open]
+	return base != "" && (j.Match(base) >= 0 || j.readsAsManaged(base, buf))
+}
+
+// hidesManaged reports whether a pair that is not managed carries, after a byte that cannot
+// be part of a cookie (',', space, '"'…), text that some parser reads as a managed cookie:
+// ASP.NET Core splits on ',' and retries after a bad byte, Python's SimpleCookie splits on
+// spaces, old Rack on ','. "x=1,sess=forged" must not reach them as "sess=forged".
+func (j *Jar) hidesManaged(part string, buf *[]byte) bool {
+	for k := 0; k < len(part); k++ {
+		if part[k] != '=' {
+			continue
+		}
+		s := k
+		for s > 0 && isCookieOctet(part[s-1]) {
+			s--
+		}
+		if s == 0 || s == k {
+			continue // the pair's own name, or nothing before '='
+		}
+		cand := part[s:k]
+		if strings.IndexByte(cand, '=') >= 0 {
+			continue // read as a value; its own '=' was judged already
+		}
+		if j.Match(cand) >= 0 || j.readsAsManaged(cand, buf) || j.arrayOfManaged(cand, buf) {
+			return true
+		}
+	}
+	return false
+}
+
+// isCookieOctet is RFC 6265's cookie-octet: what may stand in a cookie value unquoted.
+func isCookieOctet(c byte) bool {
+	return c == 0x21 || c >= 0x23 && c <= 0x2b || c >= 0x2d && c <= 0x3a || c >= 0x3c && c <= 0x5b || c >= 0x5d && c <= 0x7e
 }
 
 // readsAsManaged is IsLookalike for a name known not to be managed.
@@ -253,7 +303,7 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 	name, value := part[:eq], part[eq+1:]
 	ri := j.Match(name)
 	if ri < 0 {
-		if j.readsAsManaged(name, &res.canon) {
+		if j.readsAsManaged(name, &res.canon) || j.arrayOfManaged(name, &res.canon) || j.hidesManaged(part, &res.canon) {
 			res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: -1, Reason: ReasonLookalike})
 			return
 		}
@@ -336,8 +386,8 @@ func hasCTL(s string) bool {
 
 // appendCanonical appends the form of name an upstream may read it as: %XX decoded, trimmed
 // of ASCII whitespace, control bytes and non-ASCII bytes (Unicode spaces such as NBSP) at the
-// start and, if trimTail, at the end, ASCII folded to lower case, and ' ', '.', '[' mapped
-// to '_'.
+// start and, if trimTail, at the end, cut at a decoded NUL, ASCII folded to lower case, and
+// ' ', '.', '[', '+' mapped to '_'.
 func appendCanonical(dst []byte, name string, trimTail bool) []byte {
 	start := len(dst)
 	for i := 0; i < len(name); i++ {
@@ -345,6 +395,9 @@ func appendCanonical(dst []byte, name string, trimTail bool) []byte {
 		if c == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]) {
 			c = unhex(name[i+1])<<4 | unhex(name[i+2])
 			i += 2
+			if c == 0 {
+				break // PHP's C strings end the name at a decoded NUL
+			}
 		}
 		dst = append(dst, c)
 	}
@@ -381,12 +434,12 @@ func unhex(c byte) byte {
 }
 
 // canonicalByte is the byte-wise part of appendCanonical: ASCII folded to lower case and
-// ' ', '.', '[' mapped to '_'.
+// ' ', '.', '[', '+' mapped to '_' ('+' is a space where PHP decodes names).
 func canonicalByte(c byte) byte {
 	switch {
 	case c >= 'A' && c <= 'Z':
 		return c + 'a' - 'A'
-	case c == ' ' || c == '.' || c == '[':
+	case c == ' ' || c == '.' || c == '[' || c == '+':
 		return '_'
 	}
 	return c

@@ -23,6 +23,12 @@ const (
 	phVisitorID  = "http.signed_cookies.visitor_id"
 	phVisitorNew = "http.signed_cookies.visitor_new"
 	phInvalid    = "http.signed_cookies.invalid"
+
+	varProcessed = "signed_cookies.processed"
+
+	// Bounds on what one request can write to the logs and the invalid placeholder.
+	maxInvalidLogs  = 8
+	maxInvalidNames = 1024
 )
 
 // requestState is the per-request scratch, pooled: the Cookie rebuild result, the writer
@@ -35,7 +41,8 @@ type requestState struct {
 	known   bool // visitor holds a verified or new ID
 	issue   bool // a new visitor ID was minted
 	resign  bool // the valid visitor cookie gets a fresh signature
-	secure  bool
+	secure  bool     // the visitor cookie gets Secure
+	https   bool     // the client's connection is HTTPS (set when clearing cookies)
 	clear   []string // managed cookies to clear in the browser
 	invalid []byte   // names of dropped cookies, comma separated
 	now     int64    // Unix seconds, read once per request
@@ -53,7 +60,7 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 
 func (st *requestState) reset() {
 	st.res.Reset()
-	st.known, st.issue, st.resign, st.secure = false, false, false, false
+	st.known, st.issue, st.resign, st.secure, st.https = false, false, false, false, false
 	clear(st.clear)
 	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]
 	st.w = responseWriter{}
@@ -63,6 +70,13 @@ func (st *requestState) reset() {
 // ServeHTTP verifies the request's cookies, gives the upstream their plain values and wraps
 // the response writer so that what the upstream sets leaves signed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Once per request: a second pass (handle_errors, invoke) would read the plain values the
+	// first one forwarded as forgeries and re-sign what it already signed.
+	if caddyhttp.GetVar(r.Context(), varProcessed) != nil {
+		return next.ServeHTTP(w, r)
+	}
+	caddyhttp.SetVar(r.Context(), varProcessed, true)
+
 	st := statePool.Get().(*requestState)
 	defer func() {
 		st.reset()
@@ -79,13 +93,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if err := h.jar.RebuildAt(&st.res, lines, st.now); err != nil {
 			h.metrics.invalid.WithLabelValues("too_many").Inc()
 			h.logInvalid("*", "too_many")
+			// handle_errors sees this request's headers: nothing unverified may stay in them
+			delete(r.Header, "Cookie")
 			return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, err)
 		}
 	}
 
 	rejected := h.noteDropped(st)
 	if rejected && h.OnInvalid == "reject" {
+		// handle_errors sees this request's headers: only what verified stays in them
+		if len(st.res.Header) == 0 {
+			delete(r.Header, "Cookie")
+		} else {
+			r.Header["Cookie"] = []string{string(st.res.Header)}
+		}
+		if repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); repl != nil {
+			repl.Set(phInvalid, string(st.invalid))
+		}
 		return caddyhttp.Error(http.StatusBadRequest, errors.New("signed_cookies: invalid cookie"))
+	}
+	if len(st.clear) > 0 {
+		st.https = isHTTPS(r)
 	}
 	if n := len(st.res.Found); n > 0 {
 		h.metrics.verified.Add(float64(n))
@@ -144,9 +172,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	st.rww = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
 	st.w = responseWriter{ResponseWriterWrapper: &st.rww, h: h, st: st}
 	err := next.ServeHTTP(&st.w, r)
-	if err != nil && !st.w.wroteHeader {
-		// The error handler writes through the original writer; make sure whatever the
-		// upstream left in the header map is signed by then.
+	if !st.w.wroteHeader {
+		// Nothing written: net/http (or, on error, Caddy's error handling through the
+		// original writer) sends the header map as it is, so it is rewritten now.
 		st.w.finalize(0)
 	}
 	dropTrailerCookies(w.Header())
@@ -156,7 +184,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // noteDropped logs and counts what the Cookie rebuild dropped, fills the invalid placeholder
 // and queues clearing of bad managed cookies. It reports whether any managed cookie failed.
 func (h *Handler) noteDropped(st *requestState) bool {
-	bad := false
+	bad, logged := false, 0
+	defer func() {
+		if n := len(st.res.Dropped) - logged; n > 0 && logged == maxInvalidLogs {
+			if c := h.logger.Check(zapcore.WarnLevel, "more invalid cookies dropped"); c != nil {
+				c.Write(zap.Int("count", n))
+			}
+		}
+	}()
 	for _, d := range st.res.Dropped {
 		h.metrics.invalid.WithLabelValues(d.Reason).Inc()
 		if d.Rule < 0 && d.Reason != cookie.ReasonLookalike {
@@ -166,15 +201,20 @@ func (h *Handler) noteDropped(st *requestState) bool {
 			}
 			continue
 		}
-		h.logInvalid(d.Name, d.Reason)
+		if logged < maxInvalidLogs {
+			h.logInvalid(d.Name, d.Reason)
+			logged++
+		}
 		if d.Reason == cookie.ReasonDuplicate {
 			continue
 		}
 		bad = true // a managed cookie that failed, or a look-alike of one
-		if len(st.invalid) > 0 {
-			st.invalid = append(st.invalid, ',')
+		if len(st.invalid)+1+len(d.Name) <= maxInvalidNames {
+			if len(st.invalid) > 0 {
+				st.invalid = append(st.invalid, ',')
+			}
+			st.invalid = append(st.invalid, d.Name...)
 		}
-		st.invalid = append(st.invalid, d.Name...)
 		// Clear by name, once, and not when a valid copy of that very name is forwarded: a
 		// glob rule covers several names, so a valid sess_a says nothing about a forged sess_b.
 		if d.Rule >= 0 && d.Rule != h.trackRule && !foundName(&st.res, d.Name) && !slices.Contains(st.clear, d.Name) {

@@ -207,7 +207,11 @@ func (h *Handler) addOwnCookies(hdr http.Header, st *requestState) bool {
 		if upstreamSets(hdr, name) {
 			continue
 		}
-		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], name+"=; Path=/; Max-Age=0")
+		line := name + "=; Path=/; Max-Age=0"
+		if st.https || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
+			line += "; Secure" // browsers ignore a prefixed or HTTPS cookie's deletion without it
+		}
+		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], line)
 		added = true
 	}
 	return added

@@ -293,8 +293,8 @@ func (j *Jar) RebuildAt(res *Result, lines []string, now int64) error {
 func (j *Jar) pair(res *Result, part string, now int64) {
 	eq := strings.IndexByte(part, '=')
 	if eq <= 0 || hasCTL(part) {
-		name := part
-		if eq >= 0 {
+		name := "" // a pair without '=' is a nameless cookie's value: never reported
+		if eq > 0 {
 			name = part[:eq]
 		}
 		res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: -1, Reason: ReasonUnparsed})
@@ -315,6 +315,9 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 			res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: ri, Reason: ReasonDuplicate})
 			return
 		}
+	}
+	if value == "" || value == `""` {
+		return // what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent
 	}
 	r := &j.rules[ri]
 	start := len(res.values)

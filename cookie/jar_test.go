@@ -97,7 +97,7 @@ func TestRebuild(t *testing.T) {
 		{"malformed", []string{"session=a.b.c"}, "", "session:malformed:0", nil, true},
 		{"quoted", []string{`session="` + sv + `"`}, "", "session:malformed:0", nil, true},
 		{"too long", []string{"session=" + strings.Repeat("A", 4097)}, "", "session:too_long:0", nil, true},
-		{"empty managed value", []string{"session=; a=1"}, "a=1", "session:malformed:0", nil, true},
+		{"empty managed value: absent, not a forgery", []string{"session=; a=1; session=\"\""}, "a=1", "", nil, true},
 		{
 			"duplicates: first valid wins",
 			[]string{"session=" + tampered + "; session=" + sv + "; a=1; session=" + sv2 + "; session=junk"},
@@ -141,7 +141,7 @@ func TestRebuild(t *testing.T) {
 			"unparsable",
 			[]string{"noequals; =v; a\x01b=c; d=e\x7f; f\x00=1; ok=1"},
 			"ok=1",
-			"noequals:unparsable:-1,:unparsable:-1,a\x01b:unparsable:-1,d:unparsable:-1,f\x00:unparsable:-1",
+			":unparsable:-1,:unparsable:-1,a\x01b:unparsable:-1,d:unparsable:-1,f\x00:unparsable:-1",
 			nil, true,
 		},
 		{"lines joined", []string{"a=1", "b=2; session=" + sv}, "a=1; b=2; session=alice", "", []string{"session=alice"}, true},

@@ -38,9 +38,9 @@ type requestState struct {
 	w       responseWriter
 	buf     []byte
 	visitor [cookie.VisitorIDLen]byte
-	known   bool // visitor holds a verified or new ID
-	issue   bool // a new visitor ID was minted
-	resign  bool // the valid visitor cookie gets a fresh signature
+	known   bool     // visitor holds a verified or new ID
+	issue   bool     // a new visitor ID was minted
+	resign  bool     // the valid visitor cookie gets a fresh signature
 	secure  bool     // the visitor cookie gets Secure
 	https   bool     // the client's connection is HTTPS (set when clearing cookies)
 	clear   []string // managed cookies to clear in the browser

@@ -152,8 +152,13 @@ when nosuchmatcher x
 func TestConfigErrorsNameTheField(t *testing.T) {
 	cases := []struct{ body, want string }{
 		{"track bad;name", "track: name:"},
-		{"track {\nmax_age 500d\n}", "track: max_age: 12000h0m0s is not between 0 and 400 days"},
-		{"track {\nrefresh 2d\nmax_age 1d\n}", "track: refresh: 48h0m0s must be positive and at most max_age"},
+		{"track {\nmax_age 500d\n}", "track: max_age: 12000h0m0s is not between 1s and 400 days"},
+		{"track {\nmax_age 500ms\n}", "track: max_age: 500ms is not between 1s and 400 days"},
+		{"track {\nrefresh 2d\nmax_age 1d\n}", "track: refresh: 48h0m0s must be at least 1s and at most max_age"},
+		{"track {\nrefresh 10ms\n}", "track: refresh: 10ms must be at least 1s"},
+		{"sign a\nmax_age 999ms", "max_age: 999ms is under 1s"},
+		{"rotate 1m\ncheck_interval 1m", "rotate: 1m0s must be at least 1s and twice check_interval (1m0s)"},
+		{"rotate 100ms\ncheck_interval 10ms", "rotate: 100ms must be at least 1s"},
 		{"track {\npath nope\n}", `track: path: "nope" must start with /`},
 		{"track {\nheader \"Bad Header\"\n}", "track: header:"},
 		{"track {\nheader Cookie\n}", `track: header: "Cookie" cannot carry the visitor ID`},
@@ -207,6 +212,12 @@ func TestCaddyValidateCLI(t *testing.T) {
 	out, err = run("validate --config " + empty)
 	if err == nil || !strings.Contains(out, "nothing to do: configure track, sign or encrypt") {
 		t.Errorf("caddy validate of an empty handler: err %v, output:\n%s", err, out)
+	}
+	nanos := write("nanos.json", `{"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[
+		{"handler":"signed_cookies","secrets":["`+testSecret+`"],"sign":["session"],"max_age":3600}]}]}}}}}`)
+	out, err = run("validate --config " + nanos)
+	if err == nil || !strings.Contains(out, "max_age: 3.6µs is under 1s") {
+		t.Errorf("caddy validate of max_age 3600 (nanoseconds): err %v, output:\n%s", err, out)
 	}
 	good := write("Caddyfile", "http://127.0.0.1:0 {\n\tsigned_cookies {\n\t\tsecret "+testSecret+"\n\t}\n\trespond ok\n}\n")
 	if out, err := run("validate --adapter caddyfile --config " + good); err != nil || !strings.Contains(out, "Valid configuration") {

@@ -26,6 +26,7 @@ import (
 )
 
 const (
+	maxStoredSecrets  = 64 // bounds the HMACs a forged cookie costs, whatever the intervals
 	keyRingStorageKey = "signed_cookies/keyring.json"
 	keyRingLockName   = "signed_cookies_keyring"
 	keyRingVersion    = 1
@@ -36,11 +37,19 @@ const (
 type keyRingFile struct {
 	Version int            `json:"version"`
 	Secrets []storedSecret `json:"secrets"`
+	// Keep is the longest any instance sharing the ring asked to keep retired secrets (the
+	// longest cookie lifetime); pruning honours it, so one site's short lifetime cannot
+	// invalidate another site's cookies.
+	Keep time.Duration `json:"keep,omitempty"`
 }
 
 type storedSecret struct {
 	Secret  string    `json:"secret"` // base64 of 32 random bytes
 	Created time.Time `json:"created"`
+	// Active is when it starts signing: a rotation gives every instance two re-read
+	// intervals to learn the new secret (and accept its cookies) before any signs with it.
+	// Zero: since Created.
+	Active time.Time `json:"active,omitzero"`
 	// Retired is when a newer secret took over signing; cookies signed before then stay
 	// valid for the longest cookie lifetime after it.
 	Retired time.Time `json:"retired,omitzero"`
@@ -125,13 +134,24 @@ func (k *storedKeys) update(ctx context.Context) (*keyRingFile, error) {
 	now := k.now().UTC().Truncate(time.Second)
 	secret := make([]byte, secretBytes)
 	rand.Read(secret)
+	fresh := storedSecret{Secret: base64.StdEncoding.EncodeToString(secret), Created: now, Active: now}
 	if len(f.Secrets) > 0 {
-		f.Secrets[0].Retired = now
+		// the others may have the old ring for up to one check interval: sign only after two
+		fresh.Active = now.Add(2 * k.check).Truncate(time.Second).Add(time.Second)
+		for i := range f.Secrets {
+			if f.Secrets[i].Retired.IsZero() {
+				f.Secrets[i].Retired = fresh.Active
+			}
+		}
 	}
-	f.Secrets = append([]storedSecret{{Secret: base64.StdEncoding.EncodeToString(secret), Created: now}}, f.Secrets...)
+	f.Secrets = append([]storedSecret{fresh}, f.Secrets...)
+	f.Keep = max(f.Keep, k.keep)
 	f.Secrets = slices.DeleteFunc(f.Secrets, func(s storedSecret) bool {
-		return !s.Retired.IsZero() && now.Sub(s.Retired) > k.keep
+		return !s.Retired.IsZero() && now.Sub(s.Retired) > f.Keep
 	})
+	if len(f.Secrets) > maxStoredSecrets {
+		f.Secrets = f.Secrets[:maxStoredSecrets]
+	}
 	b, err := json.MarshalIndent(f, "", "\t")
 	if err != nil {
 		return nil, err
@@ -148,23 +168,43 @@ func (k *storedKeys) update(ctx context.Context) (*keyRingFile, error) {
 }
 
 func (k *storedKeys) ring(f *keyRingFile) (*cookie.KeyRing, error) {
-	secrets := make([][]byte, len(f.Secrets))
-	names := make([]string, len(f.Secrets))
-	for i, s := range f.Secrets {
-		b, err := cookie.ParseSecret(s.Secret)
+	order := k.order(f)
+	secrets := make([][]byte, len(order))
+	for i, s := range order {
+		b, err := cookie.ParseSecret(s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: secret %d %v", keyRingStorageKey, i+1, err)
 		}
-		secrets[i], names[i] = b, s.Secret
+		secrets[i] = b
 	}
 	r, err := cookie.NewKeyRing(secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", keyRingStorageKey, err)
 	}
 	k.mu.Lock()
-	k.current = names
+	k.current = order
 	k.mu.Unlock()
 	return r, nil
+}
+
+// order lists the stored secrets as the key ring uses them: first the newest one already
+// active (it signs), then all the others, newest first (they verify).
+func (k *storedKeys) order(f *keyRingFile) []string {
+	now := k.now()
+	signer := len(f.Secrets) - 1
+	for i, s := range f.Secrets {
+		if s.Active.IsZero() || !s.Active.After(now) {
+			signer = i
+			break
+		}
+	}
+	order := []string{f.Secrets[signer].Secret}
+	for i, s := range f.Secrets {
+		if i != signer {
+			order = append(order, s.Secret)
+		}
+	}
+	return order
 }
 
 // start re-reads (and when due, rotates) the ring every check interval until ctx is done,
@@ -196,10 +236,7 @@ func (k *storedKeys) refresh(ctx context.Context, h *Handler) {
 		return
 	}
 	k.mu.Lock()
-	same := len(f.Secrets) == len(k.current)
-	for i := 0; same && i < len(f.Secrets); i++ {
-		same = f.Secrets[i].Secret == k.current[i]
-	}
+	same := slices.Equal(k.order(f), k.current) // also changes when a new secret activates
 	k.mu.Unlock()
 	if same {
 		return

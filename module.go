@@ -4,6 +4,7 @@
 package signedcookies
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -274,14 +275,20 @@ func (h *Handler) checkConfig() error {
 	if h.OnInvalid != "drop" && h.OnInvalid != "reject" {
 		return fmt.Errorf("signed_cookies: on_invalid: %q is not drop or reject", h.OnInvalid)
 	}
-	if h.MaxAge < 0 {
-		return errors.New("signed_cookies: max_age must be positive")
+	// Signatures carry whole seconds: a shorter duration (a JSON number of nanoseconds such as
+	// 3600) would silently mean "no expiry".
+	if time.Duration(h.MaxAge) < time.Second {
+		return fmt.Errorf("signed_cookies: max_age: %s is under 1s (JSON durations are nanoseconds or strings like \"30d\")", time.Duration(h.MaxAge))
 	}
 	if len(h.Secrets) > 0 && (h.Rotate != 0 || h.StorageRaw != nil || h.CheckInterval != 0) {
 		return errors.New("signed_cookies: rotate, check_interval and storage apply only to the storage key ring, not with secret")
 	}
 	if h.Rotate < 0 || h.CheckInterval < 0 {
 		return errors.New("signed_cookies: rotate and check_interval must be positive")
+	}
+	rotate, check := cmp.Or(time.Duration(h.Rotate), defaultRotate), cmp.Or(time.Duration(h.CheckInterval), defaultCheck)
+	if rotate < time.Second || rotate < 2*check {
+		return fmt.Errorf("signed_cookies: rotate: %s must be at least 1s and twice check_interval (%s), so a new secret reaches every instance before the next", rotate, check)
 	}
 	seen := map[string]string{}
 	for _, l := range []struct {
@@ -318,11 +325,11 @@ func (t *Track) check() error {
 	if err := checkCookieName(t.Name); err != nil {
 		return fmt.Errorf("name: %v", err)
 	}
-	if t.MaxAge < 0 || time.Duration(t.MaxAge) > maxTrackMaxAge {
-		return fmt.Errorf("max_age: %s is not between 0 and 400 days (browsers cap cookies at 400 days)", time.Duration(t.MaxAge))
+	if time.Duration(t.MaxAge) < time.Second || time.Duration(t.MaxAge) > maxTrackMaxAge {
+		return fmt.Errorf("max_age: %s is not between 1s and 400 days (browsers cap cookies at 400 days)", time.Duration(t.MaxAge))
 	}
-	if t.Refresh < 0 || t.Refresh > t.MaxAge {
-		return fmt.Errorf("refresh: %s must be positive and at most max_age", time.Duration(t.Refresh))
+	if time.Duration(t.Refresh) < time.Second || t.Refresh > t.MaxAge {
+		return fmt.Errorf("refresh: %s must be at least 1s and at most max_age", time.Duration(t.Refresh))
 	}
 	if !strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, ";\r\n\x00") {
 		return fmt.Errorf("path: %q must start with / and hold no ';' or control characters", t.Path)
@@ -445,13 +452,7 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 				return nil, fmt.Errorf("signed_cookies: storage: %v", err)
 			}
 		}
-		rotate, check := time.Duration(h.Rotate), time.Duration(h.CheckInterval)
-		if rotate == 0 {
-			rotate = defaultRotate
-		}
-		if check == 0 {
-			check = defaultCheck
-		}
+		rotate, check := cmp.Or(time.Duration(h.Rotate), defaultRotate), cmp.Or(time.Duration(h.CheckInterval), defaultCheck)
 		h.keys = newStoredKeys(stor, rotate, check, h.longestLifetime(), h.logger)
 		ring, err := h.keys.load(ctx)
 		if err == nil {

@@ -44,9 +44,11 @@ type requestState struct {
 	secure  bool     // the visitor cookie gets Secure
 	https   bool     // the client's connection is HTTPS (set when clearing cookies)
 	clear   []string // managed cookies to clear in the browser
-	invalid []byte   // names of dropped cookies, comma separated
-	now     int64    // Unix seconds, read once per request
-	rww     caddyhttp.ResponseWriterWrapper
+	// finalCookies is how many Set-Cookie lines the final header write left
+	finalCookies int
+	invalid      []byte // names of dropped cookies, comma separated
+	now          int64  // Unix seconds, read once per request
+	rww          caddyhttp.ResponseWriterWrapper
 }
 
 // forwarded holds what the request keeps after ServeHTTP returns (the upstream, the access log
@@ -61,6 +63,7 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 func (st *requestState) reset() {
 	st.res.Reset()
 	st.known, st.issue, st.resign, st.secure, st.https = false, false, false, false, false
+	st.finalCookies = 0
 	clear(st.clear)
 	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]
 	st.w = responseWriter{}
@@ -176,6 +179,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Nothing written: net/http (or, on error, Caddy's error handling through the
 		// original writer) sends the header map as it is, so it is rewritten now.
 		st.w.finalize(0)
+	}
+	// Set-Cookie added after the header write is ignored by HTTP/1 and HTTP/2 but would still
+	// go out, unrewritten, on HTTP/3 (which sends the header map at the first body write).
+	if hdr := w.Header(); len(hdr["Set-Cookie"]) > st.finalCookies {
+		hdr["Set-Cookie"] = hdr["Set-Cookie"][:st.finalCookies:st.finalCookies]
 	}
 	dropTrailerCookies(w.Header())
 	return err

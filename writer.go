@@ -54,6 +54,7 @@ func (rw *responseWriter) finalize(status int) {
 	if rw.h.addOwnCookies(hdr, rw.st) {
 		ensurePrivate(hdr)
 	}
+	rw.st.finalCookies = len(hdr["Set-Cookie"])
 }
 
 func (rw *responseWriter) Write(b []byte) (int, error) {

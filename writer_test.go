@@ -93,6 +93,12 @@ func (testWriter) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.Set("Link", "</style.css>; rel=preload; as=style")
 		w.WriteHeader(http.StatusEarlyHints)
 		_, err = io.WriteString(w, "body")
+	case "late-cookie":
+		// Set after the header write: HTTP/1 and HTTP/2 ignore it; HTTP/3 would send it.
+		w.WriteHeader(http.StatusOK)
+		h.Add("Set-Cookie", "session=late; Path=/")
+		h.Add("Set-Cookie", "late=1; Path=/")
+		_, err = io.WriteString(w, "body")
 	case "error":
 		return caddyhttp.Error(http.StatusBadGateway, errors.New("test writer: failing before any write"))
 	default:
@@ -154,6 +160,7 @@ func TestWriterCapabilityMatrix(t *testing.T) {
 		{"flush", http.StatusOK, "body"},
 		{"controller", http.StatusOK, "body"},
 		{"early-hints", http.StatusOK, "body"},
+		{"late-cookie", http.StatusOK, "body"},
 		{"error", http.StatusBadGateway, "handled 502"},
 	}
 	for _, proto := range protocols {

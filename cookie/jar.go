@@ -124,12 +124,12 @@ func (j *Jar) isLookalike(name string, buf *[]byte) bool {
 // "sess[x]" (or, where PHP decodes names, "sess%5Bx%5D") replaces $_COOKIE['sess'] whatever
 // came first.
 func (j *Jar) arrayOfManaged(name string, buf *[]byte) bool {
-	open, close := strings.IndexByte(name, '['), -1
-	if open >= 0 {
-		close = strings.IndexByte(name[open:], ']')
-	}
-	if open < 0 || close < 0 {
-		lower := strings.ToLower(name) // rare: only names holding an escaped bracket get here
+	open := strings.IndexByte(name, '[')
+	if open < 0 || strings.IndexByte(name[open:], ']') < 0 {
+		if strings.IndexByte(name, '%') < 0 {
+			return false
+		}
+		lower := strings.ToLower(name) // rare: only names holding an escape get here
 		if open = strings.Index(lower, "%5b"); open < 0 || !strings.Contains(lower[open:], "%5d") {
 			return false
 		}
@@ -163,6 +163,15 @@ func (j *Jar) hidesManaged(part string, buf *[]byte) bool {
 		}
 	}
 	return false
+}
+
+func allCookieOctets(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isCookieOctet(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // isCookieOctet is RFC 6265's cookie-octet: what may stand in a cookie value unquoted.
@@ -303,7 +312,8 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 	name, value := part[:eq], part[eq+1:]
 	ri := j.Match(name)
 	if ri < 0 {
-		if j.readsAsManaged(name, &res.canon) || j.arrayOfManaged(name, &res.canon) || j.hidesManaged(part, &res.canon) {
+		if j.readsAsManaged(name, &res.canon) || j.arrayOfManaged(name, &res.canon) ||
+			(strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && j.hidesManaged(part, &res.canon) {
 			res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: -1, Reason: ReasonLookalike})
 			return
 		}

@@ -431,13 +431,7 @@ func TestBrowserScriptSeesSignedCookies(t *testing.T) {
 
 func TestBrowserScriptForgeryDropped(t *testing.T) {
 	up := startUpstream(t, cookiePage("session=alice; Path=/"))
-	ci := startCaddy(t, `
-	signed_cookies {
-		secret `+testSecret+`
-		track
-		sign session
-	}
-	reverse_proxy `+up.Addr)
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
 	b := startBrowser(t, t.TempDir())
 	page := ci.URL + "/page"
 

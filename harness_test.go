@@ -164,6 +164,12 @@ func startCaddy(t testing.TB, siteBody string) caddyInstance {
 	return ci
 }
 
+// trackAndSignSite is the most common site of these tests: the test secret, a visitor cookie
+// with the defaults, a signed session cookie, in front of upAddr.
+func trackAndSignSite(upAddr string) string {
+	return "\tsigned_cookies {\n\t\tsecret " + testSecret + "\n\t\ttrack\n\t\tsign session\n\t}\n\treverse_proxy " + upAddr
+}
+
 // loadCaddyErr tries to load siteBody and returns the error (nil when it loaded).
 func loadCaddyErr(t testing.TB, siteBody string) error {
 	t.Helper()

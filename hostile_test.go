@@ -98,13 +98,7 @@ func TestHostileIDHeaderCopies(t *testing.T) {
 
 func TestHostileConnectionNamesProtectedHeaders(t *testing.T) {
 	up := startUpstream(t, nil)
-	ci := startCaddy(t, `
-	signed_cookies {
-		secret `+testSecret+`
-		track
-		sign session
-	}
-	reverse_proxy `+up.Addr)
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
 	session := encodeFor(t, signCodec(t), "session", "alice")
 	cases := []struct {
 		name       string
@@ -223,13 +217,7 @@ func TestHostileCookieRebuild(t *testing.T) {
 
 func TestHostileTooManyPairs(t *testing.T) {
 	up := startUpstream(t, nil)
-	ci := startCaddy(t, `
-	signed_cookies {
-		secret `+testSecret+`
-		track
-		sign session
-	}
-	reverse_proxy `+up.Addr)
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
 	// Compact pairs: Caddy's default max_header_size (16 KiB) must still let the 3001st in.
 	pairs := func(n int) string { return strings.TrimSuffix(strings.Repeat("a=1;", n), ";") }
 	cases := []struct {
@@ -460,13 +448,7 @@ func TestHostileCacheControl(t *testing.T) {
 			w.Header().Set("Cache-Control", cc)
 		}
 	})
-	ci := startCaddy(t, `
-	signed_cookies {
-		secret `+testSecret+`
-		track
-		sign session
-	}
-	reverse_proxy `+up.Addr)
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
 	c := newClient(t)
 	get(t, c, ci.URL+"/")
 	vid := "vid=" + jarValue(t, c, ci.URL, "vid")

@@ -125,13 +125,7 @@ func mustRing(t testing.TB, secrets ...string) *cookie.KeyRing {
 
 func TestForgedCookiesNeverForwarded(t *testing.T) {
 	up := startUpstream(t, legacyApp)
-	ci := startCaddy(t, `
-	signed_cookies {
-		secret `+testSecret+`
-		track
-		sign session
-	}
-	reverse_proxy `+up.Addr)
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
 	other := cookie.NewCodec(mustRing(t, otherSecret), cookie.Options{})
 	ours := cookie.NewCodec(mustRing(t, testSecret), cookie.Options{})
 	otherSigned, _ := other.Encode("session", []byte("admin"))

@@ -264,13 +264,7 @@ func TestWriterWebsocketUpgrade(t *testing.T) {
 			brw.Flush()
 		}
 	})
-	ci := startCaddy(t, `
-	signed_cookies {
-		secret `+testSecret+`
-		track
-		sign session
-	}
-	reverse_proxy `+up.Addr)
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
 	addr := strings.TrimPrefix(ci.URL, "http://")
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -201,6 +201,9 @@ func (h *Handler) noteDropped(st *requestState) bool {
 		}
 	}()
 	for _, d := range st.res.Dropped {
+		if d.Reason == cookie.ReasonEmpty {
+			continue // the browser's copy of an upstream deletion, not worth a word
+		}
 		h.metrics.invalid.WithLabelValues(d.Reason).Inc()
 		if d.Rule < 0 && d.Reason != cookie.ReasonLookalike {
 			// a pair that does not parse is someone else's noise, not an attack on ours

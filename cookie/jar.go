@@ -21,6 +21,7 @@ const (
 	ReasonLookalike = "lookalike"  // a name the upstream may read as a managed one
 	ReasonDuplicate = "duplicate"  // another copy of a managed cookie after a valid one
 	ReasonUnparsed  = "unparsable" // a pair with no '=', an empty name or control bytes
+	ReasonEmpty     = "empty"      // a managed cookie with an empty value: read as absent, not an attack
 )
 
 // Rule makes cookies whose names match Pattern managed: verified and decoded by Codec.
@@ -327,7 +328,9 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 		}
 	}
 	if value == "" || value == `""` {
-		return // what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent
+		// what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent, not forged
+		res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: ri, Reason: ReasonEmpty})
+		return
 	}
 	r := &j.rules[ri]
 	start := len(res.values)

@@ -97,7 +97,7 @@ func TestRebuild(t *testing.T) {
 		{"malformed", []string{"session=a.b.c"}, "", "session:malformed:0", nil, true},
 		{"quoted", []string{`session="` + sv + `"`}, "", "session:malformed:0", nil, true},
 		{"too long", []string{"session=" + strings.Repeat("A", 4097)}, "", "session:too_long:0", nil, true},
-		{"empty managed value: absent, not a forgery", []string{"session=; a=1; session=\"\""}, "a=1", "", nil, true},
+		{"empty managed value: absent, not a forgery", []string{"session=; a=1; session=\"\""}, "a=1", "session:empty:0,session:empty:0", nil, true},
 		{
 			"duplicates: first valid wins",
 			[]string{"session=" + tampered + "; session=" + sv + "; a=1; session=" + sv2 + "; session=junk"},

@@ -119,8 +119,6 @@ func checkToken(s string) error {
 	return nil
 }
 
-func checkCookieName(s string) error { return checkToken(s) }
-
 // checkPattern accepts a cookie name or a path.Match glob over cookie-name characters.
 func checkPattern(p string) error {
 	if p == "" {

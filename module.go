@@ -322,7 +322,7 @@ func (h *Handler) checkConfig() error {
 }
 
 func (t *Track) check() error {
-	if err := checkCookieName(t.Name); err != nil {
+	if err := checkToken(t.Name); err != nil {
 		return fmt.Errorf("name: %v", err)
 	}
 	if time.Duration(t.MaxAge) < time.Second || time.Duration(t.MaxAge) > maxTrackMaxAge {
@@ -380,7 +380,7 @@ func (t *Track) check() error {
 	}
 	if t.Consent != "" {
 		name, _, _ := strings.Cut(t.Consent, "=")
-		if err := checkCookieName(name); err != nil {
+		if err := checkToken(name); err != nil {
 			return fmt.Errorf("consent: %v", err)
 		}
 	}

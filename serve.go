@@ -41,8 +41,7 @@ type requestState struct {
 	known   bool     // visitor holds a verified or new ID
 	issue   bool     // a new visitor ID was minted
 	resign  bool     // the valid visitor cookie gets a fresh signature
-	secure  bool     // the visitor cookie gets Secure
-	https   bool     // the client's connection is HTTPS (set when clearing cookies)
+	https   bool     // the client's connection is HTTPS (known when a cookie is set)
 	clear   []string // managed cookies to clear in the browser
 	// finalCookies is how many Set-Cookie lines the final header write left
 	finalCookies int
@@ -62,7 +61,7 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 
 func (st *requestState) reset() {
 	st.res.Reset()
-	st.known, st.issue, st.resign, st.secure, st.https = false, false, false, false, false
+	st.known, st.issue, st.resign, st.https = false, false, false, false
 	st.finalCookies = 0
 	clear(st.clear)
 	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]
@@ -102,6 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	rejected := h.noteDropped(st)
 	if rejected && h.OnInvalid == "reject" {
 		// handle_errors sees this request's headers: only what verified stays in them
@@ -110,19 +110,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		} else {
 			r.Header["Cookie"] = []string{string(st.res.Header)}
 		}
-		if repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); repl != nil {
+		if repl != nil {
 			repl.Set(phInvalid, string(st.invalid))
 		}
 		return caddyhttp.Error(http.StatusBadRequest, errors.New("signed_cookies: invalid cookie"))
-	}
-	if len(st.clear) > 0 {
-		st.https = isHTTPS(r)
 	}
 	if n := len(st.res.Found); n > 0 {
 		h.metrics.verified.Add(float64(n))
 	}
 
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if h.track != nil {
 		h.visit(st, r)
 		if st.known {
@@ -136,6 +132,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// One string for the Cookie header and the ID (which ends it unless stripped), one
 	// allocation for both header slices.
+	if st.issue || st.resign || len(st.clear) > 0 {
+		st.https = isHTTPS(r) // only a cookie set on the response needs it
+	}
 	var cookieHdr, id string
 	if st.res.Changed && len(st.res.Header) > 0 {
 		cookieHdr = string(st.res.Header)
@@ -178,7 +177,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !st.w.wroteHeader {
 		// Nothing written: net/http (or, on error, Caddy's error handling through the
 		// original writer) sends the header map as it is, so it is rewritten now.
-		st.w.finalize(0)
+		st.w.finalize()
 	}
 	// Set-Cookie added after the header write is ignored by HTTP/1 and HTTP/2 but would still
 	// go out, unrewritten, on HTTP/3 (which sends the header map at the first body write).
@@ -228,26 +227,16 @@ func (h *Handler) noteDropped(st *requestState) bool {
 		}
 		// Clear by name, once, and not when a valid copy of that very name is forwarded: a
 		// glob rule covers several names, so a valid sess_a says nothing about a forged sess_b.
-		if d.Rule >= 0 && d.Rule != h.trackRule && !foundName(&st.res, d.Name) && !slices.Contains(st.clear, d.Name) {
+		if d.Rule >= 0 && d.Rule != h.trackRule && !st.res.HasFound(d.Name) && !slices.Contains(st.clear, d.Name) {
 			st.clear = append(st.clear, d.Name)
 		}
 	}
 	return bad
 }
 
-func foundName(res *cookie.Result, name string) bool {
-	for _, f := range res.Found {
-		if f.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // visit decides what happens to the visitor cookie: keep, re-sign or issue.
 func (h *Handler) visit(st *requestState, r *http.Request) {
 	t := h.track
-	st.secure = t.secure == "on" || t.forceSecure && t.secure != "off" || t.secure == "auto" && isHTTPS(r)
 	if f, ok := st.res.Lookup(h.trackRule); ok {
 		if len(f.Value) == cookie.VisitorIDLen {
 			copy(st.visitor[:], f.Value)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -41,12 +42,13 @@ func (rw *responseWriter) WriteHeader(status int) {
 		}
 		return
 	}
-	rw.finalize(status)
+	rw.finalize()
 	rw.ResponseWriterWrapper.WriteHeader(status)
 }
 
-// finalize rewrites the header map once; status 0 means it is not known yet (error path).
-func (rw *responseWriter) finalize(status int) {
+// finalize rewrites the header map, once: at the final header write, or after next when
+// nothing was written.
+func (rw *responseWriter) finalize() {
 	rw.wroteHeader = true
 	hdr := rw.Header()
 	unannounceTrailerCookies(hdr)
@@ -131,7 +133,7 @@ func (h *Handler) rewriteSetCookie(line string, st *requestState) (string, bool)
 	if ri < 0 {
 		return line, true
 	}
-	if sc.IsDeletion(h.now()) {
+	if sc.IsDeletion(time.Unix(st.now, 0)) {
 		return line, true
 	}
 	codec := h.jar.Rule(ri).Codec
@@ -191,7 +193,7 @@ func (h *Handler) addOwnCookies(hdr http.Header, st *requestState) bool {
 		b, err := t.codec.AppendEncode(b, t.name, st.visitor[:])
 		if err == nil {
 			b = append(b, t.attrs...)
-			if st.secure {
+			if t.secure == "on" || t.secure != "off" && (t.forceSecure || st.https) {
 				b = append(b, "; Secure"...)
 			}
 			hdr["Set-Cookie"] = append(hdr["Set-Cookie"], string(b))

@@ -114,11 +114,12 @@ func (j *Jar) Rule(i int) *Rule { return &j.rules[i] }
 // tried with its trailing bytes kept: to PHP, "session " is "session_".
 func (j *Jar) IsLookalike(name string) bool {
 	var buf []byte
-	return j.isLookalike(name, &buf)
+	return j.Match(name) < 0 && j.lookalike(name, &buf)
 }
 
-func (j *Jar) isLookalike(name string, buf *[]byte) bool {
-	return j.Match(name) < 0 && (j.readsAsManaged(name, buf) || j.arrayOfManaged(name, buf))
+// lookalike is IsLookalike for a name known not to be managed.
+func (j *Jar) lookalike(name string, buf *[]byte) bool {
+	return j.readsAsManaged(name, buf) || j.arrayOfManaged(name, buf)
 }
 
 // arrayOfManaged reports whether PHP reads name as an element of a managed cookie's array:
@@ -159,7 +160,7 @@ func (j *Jar) hidesManaged(part string, buf *[]byte) bool {
 		if strings.IndexByte(cand, '=') >= 0 {
 			continue // read as a value; its own '=' was judged already
 		}
-		if j.Match(cand) >= 0 || j.readsAsManaged(cand, buf) || j.arrayOfManaged(cand, buf) {
+		if j.Match(cand) >= 0 || j.lookalike(cand, buf) {
 			return true
 		}
 	}
@@ -180,7 +181,7 @@ func isCookieOctet(c byte) bool {
 	return c == 0x21 || c >= 0x23 && c <= 0x2b || c >= 0x2d && c <= 0x3a || c >= 0x3c && c <= 0x5b || c >= 0x5d && c <= 0x7e
 }
 
-// readsAsManaged is IsLookalike for a name known not to be managed.
+// readsAsManaged reports whether the canonical form of name matches a rule.
 func (j *Jar) readsAsManaged(name string, buf *[]byte) bool {
 	if !j.anyFirst {
 		// Canonicalization trims odd bytes at the start and maps the next byte on its own,
@@ -255,6 +256,16 @@ func (r *Result) Reset() {
 	r.Found, r.Dropped, r.values = r.Found[:0], r.Dropped[:0], r.values[:0]
 }
 
+// HasFound reports whether a valid copy of the cookie called name was found.
+func (r *Result) HasFound(name string) bool {
+	for _, f := range r.Found {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Lookup returns the Found entry for rule i, if any.
 func (r *Result) Lookup(rule int) (Found, bool) {
 	for _, f := range r.Found {
@@ -313,7 +324,7 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 	name, value := part[:eq], part[eq+1:]
 	ri := j.Match(name)
 	if ri < 0 {
-		if j.readsAsManaged(name, &res.canon) || j.arrayOfManaged(name, &res.canon) ||
+		if j.lookalike(name, &res.canon) ||
 			(strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && j.hidesManaged(part, &res.canon) {
 			res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: -1, Reason: ReasonLookalike})
 			return
@@ -321,11 +332,9 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 		res.appendPair(part)
 		return
 	}
-	for _, f := range res.Found {
-		if f.Name == name {
-			res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: ri, Reason: ReasonDuplicate})
-			return
-		}
+	if res.HasFound(name) {
+		res.Dropped = append(res.Dropped, Dropped{Name: name, Rule: ri, Reason: ReasonDuplicate})
+		return
 	}
 	if value == "" || value == `""` {
 		// what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent, not forged

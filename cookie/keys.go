@@ -145,5 +145,6 @@ func NewKeyRing(secrets ...[]byte) (*KeyRing, error) {
 // Len is the number of keys.
 func (r *KeyRing) Len() int { return len(r.keys) }
 
-// Key returns the i-th key; 0 is the signing key.
+// Key returns the i-th key; 0 is the signing key. With Key.HashKey and Key.BlockKey it lets
+// a Go app read the cookies with securecookie.
 func (r *KeyRing) Key(i int) *Key { return r.keys[i] }

@@ -191,14 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // noteDropped logs and counts what the Cookie rebuild dropped, fills the invalid placeholder
 // and queues clearing of bad managed cookies. It reports whether any managed cookie failed.
 func (h *Handler) noteDropped(st *requestState) bool {
-	bad, logged := false, 0
-	defer func() {
-		if n := len(st.res.Dropped) - logged; n > 0 && logged == maxInvalidLogs {
-			if c := h.logger.Check(zapcore.WarnLevel, "more invalid cookies dropped"); c != nil {
-				c.Write(zap.Int("count", n))
-			}
-		}
-	}()
+	bad, logged, unlogged := false, 0, 0
 	for _, d := range st.res.Dropped {
 		if d.Reason == cookie.ReasonEmpty {
 			continue // the browser's copy of an upstream deletion, not worth a word
@@ -214,6 +207,8 @@ func (h *Handler) noteDropped(st *requestState) bool {
 		if logged < maxInvalidLogs {
 			h.logInvalid(d.Name, d.Reason)
 			logged++
+		} else {
+			unlogged++
 		}
 		if d.Reason == cookie.ReasonDuplicate {
 			continue
@@ -229,6 +224,11 @@ func (h *Handler) noteDropped(st *requestState) bool {
 		// glob rule covers several names, so a valid sess_a says nothing about a forged sess_b.
 		if d.Rule >= 0 && d.Rule != h.trackRule && !st.res.HasFound(d.Name) && !slices.Contains(st.clear, d.Name) {
 			st.clear = append(st.clear, d.Name)
+		}
+	}
+	if unlogged > 0 {
+		if c := h.logger.Check(zapcore.WarnLevel, "more invalid cookies dropped"); c != nil {
+			c.Write(zap.Int("count", unlogged))
 		}
 	}
 	return bad

@@ -251,14 +251,20 @@ func get(t testing.TB, c *http.Client, rawURL string, hdr ...string) (*http.Resp
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
+	return do(t, c, req)
+}
+
+// do sends req and returns the response with its body read.
+func do(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", rawURL, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("reading %s: %v", rawURL, err)
+		t.Fatalf("reading %s: %v", req.URL, err)
 	}
 	return resp, string(b)
 }

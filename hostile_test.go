@@ -183,10 +183,7 @@ func TestHostileCookieRebuild(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			lines := make([]string, len(tc.lines))
-			for i, l := range tc.lines {
-				lines[i] = "Cookie: " + l
-			}
+			lines := cookieLines(tc.lines)
 			before := up.count()
 			resp, _ := rawRequest(t, ci, "GET / HTTP/1.1", lines...)
 			if resp.StatusCode != http.StatusOK || up.count() != before+1 {
@@ -232,10 +229,7 @@ func TestHostileTooManyPairs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			lines := make([]string, len(tc.lines))
-			for i, l := range tc.lines {
-				lines[i] = "Cookie: " + l
-			}
+			lines := cookieLines(tc.lines)
 			before := up.count()
 			resp, body := rawRequest(t, ci, "GET / HTTP/1.1", lines...)
 			if resp.StatusCode != tc.status {
@@ -597,15 +591,8 @@ func TestHostilePrefixedNamesAndCrossSite(t *testing.T) {
 // reach Caddy exactly as written, and reads the response.
 func rawRequest(t testing.TB, ci caddyInstance, requestLine string, headerLines ...string) (*http.Response, string) {
 	t.Helper()
-	addr := strings.TrimPrefix(ci.URL, "http://")
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, addr := dialRaw(t, ci)
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	var b strings.Builder
 	b.WriteString(requestLine + "\r\nHost: " + addr + "\r\n")
 	for _, l := range headerLines {
@@ -625,6 +612,30 @@ func rawRequest(t testing.TB, ci caddyInstance, requestLine string, headerLines 
 		t.Fatalf("reading body: %v", err)
 	}
 	return resp, string(body)
+}
+
+// dialRaw opens a TCP connection to ci's site with a deadline, for requests written by hand.
+func dialRaw(t testing.TB, ci caddyInstance) (net.Conn, string) {
+	t.Helper()
+	addr := strings.TrimPrefix(ci.URL, "http://")
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn, addr
+}
+
+// cookieLines turns Cookie values into header lines for rawRequest.
+func cookieLines(values []string) []string {
+	lines := make([]string, len(values))
+	for i, v := range values {
+		lines[i] = "Cookie: " + v
+	}
+	return lines
 }
 
 // tlsCaddy is a Caddy serving one site body twice: over plain HTTP and over HTTPS with a

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -265,15 +264,8 @@ func TestWriterWebsocketUpgrade(t *testing.T) {
 		}
 	})
 	ci := startCaddy(t, trackAndSignSite(up.Addr))
-	addr := strings.TrimPrefix(ci.URL, "http://")
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, addr := dialRaw(t, ci)
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Visitor-Id: spoof\r\n\r\n", addr)
 	br := bufio.NewReader(conn)
@@ -434,16 +426,8 @@ func getTraced(t testing.TB, c *http.Client, rawURL string) (*http.Response, str
 			return nil
 		},
 	}))
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", rawURL, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b), infos
+	resp, body := do(t, c, req)
+	return resp, body, infos
 }
 
 // noPlain fails on any line carrying a managed plain value.

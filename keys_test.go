@@ -84,8 +84,9 @@ func TestRotationWithConfiguredSecrets(t *testing.T) {
 			w.Header().Add("Set-Cookie", "session=alice; Path=/")
 		}
 	})
+	// Each config names itself in a response header, so a reload can wait until it serves.
 	site := func(secrets string) string {
-		return "\tsigned_cookies {\n\t\tsecret " + secrets + "\n\t\ttrack {\n\t\t\tdomain 127.0.0.1\n\t\t}\n\t\tsign session\n\t}\n\treverse_proxy " + up.Addr
+		return "\tsigned_cookies {\n\t\tsecret " + secrets + "\n\t\ttrack {\n\t\t\tdomain 127.0.0.1\n\t\t}\n\t\tsign session\n\t}\n\theader X-Config \"" + secrets + "\"\n\treverse_proxy " + up.Addr
 	}
 	cf, ci := caddyfileFor(t, t.TempDir(), site(otherSecret))
 	if err := caddy.Load(adapt(t, cf), true); err != nil {
@@ -96,6 +97,7 @@ func TestRotationWithConfiguredSecrets(t *testing.T) {
 		t.Helper()
 		cf2 := strings.Replace(cf, site(otherSecret), site(secrets), 1)
 		postLoad(t, ci.AdminAddr, adapt(t, cf2))
+		awaitConfig(t, ci.URL+"/", "X-Config", secrets)
 	}
 	c := newClient(t)
 	resp, _ := get(t, c, ci.URL+"/login")
@@ -152,6 +154,30 @@ func postLoad(t testing.TB, admin string, js []byte) {
 		var b bytes.Buffer
 		b.ReadFrom(resp.Body)
 		t.Fatalf("POST /load: %d %s", resp.StatusCode, b.String())
+	}
+}
+
+// awaitConfig returns once a fresh connection to url is answered by the config whose
+// header hdr is want. POST /load returns before the old server has shut down, and the old
+// server still answers a request that reaches it on an idle keep-alive connection in that
+// moment; so the default transport's idle connections (those of newClient) are closed first.
+func awaitConfig(t testing.TB, url, hdr, want string) {
+	t.Helper()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr := &http.Transport{DisableKeepAlives: true}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.Header.Get(hdr) == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reloaded config (%s: %s) never answered: %v", hdr, want, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -265,7 +265,7 @@ func TestHostileOnInvalidReject(t *testing.T) {
 	}
 	reverse_proxy `+up.Addr+`
 	handle_errors {
-		respond "rejected {err.status_code}"
+		respond "rejected {err.status_code} [{http.signed_cookies.invalid}] [{http.signed_cookies.visitor_id}]"
 	}`)
 	alice := encodeFor(t, signCodec(t), "session", "alice")
 	many := strings.Repeat("k=v;", cookie.MaxPairs+1)
@@ -277,11 +277,11 @@ func TestHostileOnInvalidReject(t *testing.T) {
 		{"no cookie", "", http.StatusOK, "upstream"},
 		{"valid", "session=" + alice, http.StatusOK, "upstream"},
 		{"unmanaged unparsable pair", "noequals; a=1", http.StatusOK, "upstream"},
-		{"forged", "session=admin", http.StatusBadRequest, "rejected 400"},
-		{"forged visitor cookie", "vid=" + alice, http.StatusBadRequest, "rejected 400"},
-		{"look-alike", "SESSION=admin", http.StatusBadRequest, "rejected 400"},
-		{"valid then forged copy of another", "session=" + alice + "; sess%69on=admin", http.StatusBadRequest, "rejected 400"},
-		{"too many pairs", many, http.StatusRequestHeaderFieldsTooLarge, "rejected 431"},
+		{"forged", "session=admin", http.StatusBadRequest, "rejected 400 [session] []"},
+		{"forged visitor cookie", "vid=" + alice, http.StatusBadRequest, "rejected 400 [vid] []"},
+		{"look-alike", "SESSION=admin", http.StatusBadRequest, "rejected 400 [SESSION] []"},
+		{"valid then forged copy of another", "session=" + alice + "; sess%69on=admin", http.StatusBadRequest, "rejected 400 [sess%69on] []"},
+		{"too many pairs", many, http.StatusRequestHeaderFieldsTooLarge, "rejected 431 [] []"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

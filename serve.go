@@ -46,15 +46,32 @@ type requestState struct {
 	// finalCookies is how many Set-Cookie lines the final header write left
 	finalCookies int
 	invalid      []byte // names of dropped cookies, comma separated
-	now          int64  // Unix seconds, read once per request
+	now          int64  // Unix seconds, read once per request: verifying, signing, deletions
 	rww          caddyhttp.ResponseWriterWrapper
 }
 
-// forwarded holds what the request keeps after ServeHTTP returns (the upstream, the access log
-// and later handlers read these headers), so it is allocated per request, never pooled: one
-// allocation for both header values.
+// forwarded holds what the request keeps after ServeHTTP returns: the header values the
+// upstream reads and the placeholders the access log and later handlers read. It is allocated
+// per request, never pooled: one allocation for all of them.
 type forwarded struct {
 	cookie, id [1]string
+	track      bool   // a tracking cookie is configured: the visitor placeholders exist
+	issued     bool   // {http.signed_cookies.visitor_new}
+	invalid    string // {http.signed_cookies.invalid}
+}
+
+// placeholder is the replacer provider of the module's placeholders. A provider rather than
+// Replacer.Set: nothing is boxed or stored in the replacer's map unless a placeholder is read.
+func (fw *forwarded) placeholder(key string) (any, bool) {
+	switch key {
+	case phVisitorID:
+		return fw.id[0], fw.track
+	case phVisitorNew:
+		return fw.issued, fw.track
+	case phInvalid:
+		return fw.invalid, true
+	}
+	return nil, false
 }
 
 var statePool = sync.Pool{New: func() any { return new(requestState) }}
@@ -91,17 +108,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	scrubConnection(r.Header, h.track)
 
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// On the error paths the placeholders say no visitor, and which cookies failed.
+	errorPlaceholders := func() {
+		if repl != nil {
+			repl.Map((&forwarded{track: h.track != nil, invalid: string(st.invalid)}).placeholder)
+		}
+	}
 	if lines := r.Header["Cookie"]; len(lines) > 0 {
 		if err := h.jar.RebuildAt(&st.res, lines, st.now); err != nil {
 			h.metrics.invalid.WithLabelValues("too_many").Inc()
 			h.logInvalid("*", "too_many")
 			// handle_errors sees this request's headers: nothing unverified may stay in them
 			delete(r.Header, "Cookie")
+			errorPlaceholders()
 			return caddyhttp.Error(http.StatusRequestHeaderFieldsTooLarge, err)
 		}
 	}
 
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	rejected := h.noteDropped(st)
 	if rejected && h.OnInvalid == "reject" {
 		// handle_errors sees this request's headers: only what verified stays in them
@@ -110,9 +134,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		} else {
 			r.Header["Cookie"] = []string{string(st.res.Header)}
 		}
-		if repl != nil {
-			repl.Set(phInvalid, string(st.invalid))
-		}
+		errorPlaceholders()
 		return caddyhttp.Error(http.StatusBadRequest, errors.New("signed_cookies: invalid cookie"))
 	}
 	if n := len(st.res.Found); n > 0 {
@@ -146,29 +168,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			id = string(st.buf)
 		}
 	}
-	var fw *forwarded
+	fw := &forwarded{cookie: [1]string{cookieHdr}, id: [1]string{id}, track: h.track != nil,
+		issued: st.issue, invalid: string(st.invalid)}
 	if st.res.Changed {
 		if cookieHdr == "" {
 			delete(r.Header, "Cookie")
 		} else {
-			fw = new(forwarded)
-			fw.cookie[0] = cookieHdr
 			r.Header["Cookie"] = fw.cookie[:]
 		}
 	}
 	if st.known && h.track.header != "" {
-		if fw == nil {
-			fw = new(forwarded)
-		}
-		fw.id[0] = id
 		r.Header[h.track.header] = fw.id[:]
 	}
 	if repl != nil {
-		if h.track != nil {
-			repl.Set(phVisitorID, id)
-			repl.Set(phVisitorNew, st.issue)
-		}
-		repl.Set(phInvalid, string(st.invalid))
+		repl.Map(fw.placeholder)
 	}
 
 	st.rww = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}

@@ -28,6 +28,8 @@ BARE_PORT=$((PORT_BASE + 1))
 VERIFY_PORT=$((PORT_BASE + 2))
 ISSUE_PORT=$((PORT_BASE + 3))
 SIGN_PORT=$((PORT_BASE + 4))
+FLOOR_PORT=$((PORT_BASE + 5))
+FLOOR_ISSUE_PORT=$((PORT_BASE + 6))
 ADMIN_PORT=$((PORT_BASE + 9))
 NGINX_BARE_PORT=$((PORT_BASE + 11))
 NGINX_USERID_PORT=$((PORT_BASE + 12))
@@ -105,7 +107,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $UPSTREAM_PORT $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $ADMIN_PORT $NGINX_BARE_PORT $NGINX_USERID_PORT; do
+for p in $UPSTREAM_PORT $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT $ADMIN_PORT $NGINX_BARE_PORT $NGINX_USERID_PORT; do
 	port_busy "$p" && die "port $p on 127.0.0.1 is in use (set PORT_BASE)"
 done
 
@@ -168,12 +170,13 @@ wait_port "$UPSTREAM_PORT"
 
 BENCH_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 export BENCH_SECRET BENCH_OUT="$OUT" BENCH_ADMIN_PORT=$ADMIN_PORT BENCH_UPSTREAM_PORT=$UPSTREAM_PORT \
-	BENCH_BARE_PORT=$BARE_PORT BENCH_VERIFY_PORT=$VERIFY_PORT BENCH_ISSUE_PORT=$ISSUE_PORT BENCH_SIGN_PORT=$SIGN_PORT
+	BENCH_BARE_PORT=$BARE_PORT BENCH_VERIFY_PORT=$VERIFY_PORT BENCH_ISSUE_PORT=$ISSUE_PORT BENCH_SIGN_PORT=$SIGN_PORT \
+	BENCH_FLOOR_PORT=$FLOOR_PORT BENCH_FLOOR_ISSUE_PORT=$FLOOR_ISSUE_PORT
 HOME="$OUT" XDG_DATA_HOME="$OUT" XDG_CONFIG_HOME="$OUT" \
 	"$OUT/caddy" run --config "$ROOT/bench/Caddyfile" --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 CADDY_PID=$!
 PIDS+=($CADDY_PID)
-for p in $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT; do wait_port "$p"; done
+for p in $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT; do wait_port "$p"; done
 
 NGINX_PID=
 if [ "$NGINX" = 1 ]; then
@@ -246,9 +249,11 @@ fi
 VARIANTS=(
 	"caddy-bare|caddy-bare|http://127.0.0.1:$BARE_PORT/||$CADDY_PID"
 	"caddy-bare-cookie|caddy-bare|http://127.0.0.1:$BARE_PORT/|$VERIFY_COOKIE|$CADDY_PID"
+	"caddy-floor|caddy-bare|http://127.0.0.1:$FLOOR_PORT/|$VERIFY_COOKIE|$CADDY_PID"
 	"caddy-verify|caddy-bare|http://127.0.0.1:$VERIFY_PORT/|$VERIFY_COOKIE|$CADDY_PID"
+	"caddy-floor-issue|caddy-bare|http://127.0.0.1:$FLOOR_ISSUE_PORT/||$CADDY_PID"
 	"caddy-issue|caddy-bare|http://127.0.0.1:$ISSUE_PORT/||$CADDY_PID"
-	"caddy-bare-sign|caddy-bare-sign|http://127.0.0.1:$BARE_PORT/sign||$CADDY_PID"
+	"caddy-bare-sign|caddy-bare-sign|http://127.0.0.1:$BARE_PORT/sign|$VID|$CADDY_PID"
 	"caddy-sign|caddy-bare-sign|http://127.0.0.1:$SIGN_PORT/sign|$VID|$CADDY_PID"
 )
 if [ "$NGINX" = 1 ]; then
@@ -389,8 +394,16 @@ for v in "${VARIANTS[@]}"; do
 	printf '%-20s %12.0f %10.0f %8s %22s %11s %14s\n' "$name" "$rps" "$(median "$name" 4)" "$ratio" "$pr" "$(median "$name" 5)" "$(rss_range "$name")"
 done
 echo
+echo "The module against the same requests without it (paired ratio; added CPU µs/request, median):"
+cpu_delta() { awk -v a="$(median "$1" 5)" -v b="$(median "$2" 5)" 'BEGIN { printf "%+.1f", a - b }'; }
+for pair in caddy-verify:caddy-bare-cookie caddy-verify:caddy-floor caddy-issue:caddy-floor-issue caddy-sign:caddy-bare-sign; do
+	a=${pair%%:*} b=${pair#*:}
+	printf '  %-14s vs %-18s %22s %8s\n' "$a" "$b" "$(paired "$a" "$b")" "$(cpu_delta "$a" "$b")"
+done
+echo
 echo "ratio: median req/s over the median of its baseline (caddy-* vs caddy-bare, caddy-sign vs"
 echo "caddy-bare-sign, nginx-* vs nginx-bare); paired: the same ratio per round. *-bare-cookie: the"
 echo "bare server sent the verify variant's Cookie header (the cost of the bigger request alone)."
+echo "caddy-floor, caddy-floor-issue: no module; built-in handlers forward and set the same headers."
 echo "CPU µs/req: the front server's own CPU time (Caddy, or nginx master and workers) per request,"
 echo "steadier than req/s on a shared machine. RSS: first start → last end. Raw rows: $RESULTS"

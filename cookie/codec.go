@@ -121,7 +121,7 @@ var b64 = base64.URLEncoding
 
 // AppendEncode appends the encoded form of value, for a cookie called name, to dst.
 func (c *Codec) AppendEncode(dst []byte, name string, value []byte) ([]byte, error) {
-	return c.appendEncodeAt(dst, name, value, c.now().Unix())
+	return c.AppendEncodeAt(dst, name, value, c.now().Unix())
 }
 
 // Encode returns the encoded form of value for a cookie called name.
@@ -143,7 +143,9 @@ func (c *Codec) encodedLen(n, tsDigits int) int {
 
 const aesBlock = 16
 
-func (c *Codec) appendEncodeAt(dst []byte, name string, value []byte, ts int64) ([]byte, error) {
+// AppendEncodeAt is AppendEncode with the signing time (Unix seconds) given by the caller,
+// who reads the clock once per request.
+func (c *Codec) AppendEncodeAt(dst []byte, name string, value []byte, ts int64) ([]byte, error) {
 	// The limit applies to the real length, as in securecookie: a clock with fewer digits
 	// makes shorter values.
 	var digits [20]byte

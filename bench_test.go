@@ -84,7 +84,7 @@ func benchNext(setCookies []string) caddyhttp.Handler {
 
 // benchHandler provisions the module as the benchmark Caddyfile does: track with defaults
 // (vid, X-Visitor-Id, forward plain), sign session, a configured secret.
-func benchHandler(b *testing.B) *Handler {
+func benchHandler(b testing.TB) *Handler {
 	b.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	b.Cleanup(cancel)
@@ -127,7 +127,7 @@ func benchContext(r *http.Request, withRepl bool) context.Context {
 
 // benchMint runs the handler once and returns the name=value of the Set-Cookie it sent for
 // name: the issue path for the visitor cookie, the sign path for an upstream cookie.
-func benchMint(b *testing.B, h *Handler, cookieLine string, next caddyhttp.Handler, name string) string {
+func benchMint(b testing.TB, h *Handler, cookieLine string, next caddyhttp.Handler, name string) string {
 	b.Helper()
 	w := &benchWriter{header: http.Header{}}
 	if err := h.ServeHTTP(w, benchRequest(cookieLine), next); err != nil {
@@ -156,14 +156,14 @@ type benchCase struct {
 	name       string
 	cookie     string   // the request's Cookie line, "" for none
 	setCookies []string // what next sets
-	check      func(b *testing.B, w *benchWriter, r *http.Request)
+	check      func(b testing.TB, w *benchWriter, r *http.Request)
 }
 
-func benchCases(b *testing.B, h *Handler) []benchCase {
+func benchCases(b testing.TB, h *Handler) []benchCase {
 	signSession := []string{"session=alice; Path=/; HttpOnly; SameSite=Lax"}
 	vid := benchMint(b, h, "", benchNext(nil), "vid")
 	session := benchMint(b, h, vid, benchNext(signSession), "session")
-	verified := func(b *testing.B, w *benchWriter, r *http.Request) {
+	verified := func(b testing.TB, w *benchWriter, r *http.Request) {
 		if got := w.header["Set-Cookie"]; len(got) != 0 {
 			b.Fatalf("verify path answered with Set-Cookie %q", got)
 		}
@@ -175,12 +175,12 @@ func benchCases(b *testing.B, h *Handler) []benchCase {
 		{name: "verify", cookie: vid + "; " + session, check: verified},
 		{name: "verify_10_unmanaged", cookie: vid + "; " + session + benchUnmanaged(10), check: verified},
 		{name: "verify_50_unmanaged", cookie: vid + "; " + session + benchUnmanaged(50), check: verified},
-		{name: "issue", check: func(b *testing.B, w *benchWriter, r *http.Request) {
+		{name: "issue", check: func(b testing.TB, w *benchWriter, r *http.Request) {
 			if got := w.header["Set-Cookie"]; len(got) != 1 || !strings.HasPrefix(got[0], "vid=") {
 				b.Fatalf("issue path answered with Set-Cookie %q", got)
 			}
 		}},
-		{name: "upstream_sign", cookie: vid, setCookies: signSession, check: func(b *testing.B, w *benchWriter, r *http.Request) {
+		{name: "upstream_sign", cookie: vid, setCookies: signSession, check: func(b testing.TB, w *benchWriter, r *http.Request) {
 			got := w.header["Set-Cookie"]
 			if len(got) != 1 || !strings.HasPrefix(got[0], "session=") || strings.HasPrefix(got[0], "session=alice") {
 				b.Fatalf("sign path answered with Set-Cookie %q", got)
@@ -189,14 +189,15 @@ func benchCases(b *testing.B, h *Handler) []benchCase {
 	}
 }
 
-// benchServe runs one case through mw. Each iteration puts back the request headers the
-// handler replaces (Cookie, X-Visitor-Id) without allocating.
-func benchServe(b *testing.B, mw caddyhttp.MiddlewareHandler, c benchCase, fresh bool) {
-	r := benchRequest(c.cookie)
+// benchServer returns a function that serves one request of case c through mw. Each call puts
+// back the request headers the handler replaces (Cookie, X-Visitor-Id) without allocating;
+// with fresh, the request gets a new context (replacer, vars) as in Caddy.
+func benchServer(b testing.TB, mw caddyhttp.MiddlewareHandler, c benchCase, fresh bool) (serve func(), w *benchWriter, r *http.Request) {
+	r = benchRequest(c.cookie)
 	cookieLines := r.Header["Cookie"]
 	next := benchNext(c.setCookies)
-	w := &benchWriter{header: make(http.Header, 8)}
-	serve := func() {
+	w = &benchWriter{header: make(http.Header, 8)}
+	serve = func() {
 		w.reset()
 		if cookieLines != nil {
 			r.Header["Cookie"] = cookieLines
@@ -213,6 +214,12 @@ func benchServe(b *testing.B, mw caddyhttp.MiddlewareHandler, c benchCase, fresh
 			b.Fatal(err)
 		}
 	}
+	return serve, w, r
+}
+
+// benchServe runs one case through mw.
+func benchServe(b *testing.B, mw caddyhttp.MiddlewareHandler, c benchCase, fresh bool) {
+	serve, w, r := benchServer(b, mw, c, fresh)
 	// Empty the request-state pool (two GCs: primary, then victim), so that this path's own
 	// steady state is measured, not buffers grown by the cookies minted above.
 	runtime.GC()

@@ -9,8 +9,10 @@
 # Environment: DURATION (s, default 10), ROUNDS (5), CONNECTIONS (32), THREADS (1),
 # PORT_BASE (18400; uses PORT_BASE..PORT_BASE+12 on 127.0.0.1), UPSTREAM (nginx|go; default
 # nginx when available), NGINX (1 to run the nginx anchor, 0 to skip; default 1 when nginx
-# with the userid module is available), WARMUP (s, default 2), OUT (bench/out), PROFILE (1:
-# after the rounds, CPU and allocation profiles of Caddy under each Caddy variant, via admin).
+# with the userid module is available), WARMUP (s, default 2), OUT (bench/out), ONLY (a
+# regular expression: only the variants whose whole name matches run, e.g.
+# 'caddy-(bare-sign|floor-sign|sign)'), PROFILE (1: after the rounds, CPU and allocation
+# profiles of Caddy under each Caddy variant, via admin).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,6 +32,7 @@ ISSUE_PORT=$((PORT_BASE + 3))
 SIGN_PORT=$((PORT_BASE + 4))
 FLOOR_PORT=$((PORT_BASE + 5))
 FLOOR_ISSUE_PORT=$((PORT_BASE + 6))
+FLOOR_SIGN_PORT=$((PORT_BASE + 7))
 ADMIN_PORT=$((PORT_BASE + 9))
 NGINX_BARE_PORT=$((PORT_BASE + 11))
 NGINX_USERID_PORT=$((PORT_BASE + 12))
@@ -76,7 +79,7 @@ nginx_has_userid() {
 		events {}
 		http { server { listen 127.0.0.1:1; userid on; } }
 	EOF
-	"$NGINX_BIN" -t -q -p "$d" -c "$d/nginx.conf" -e stderr >/dev/null 2>&1
+	env -u NGINX "$NGINX_BIN" -t -q -p "$d" -c "$d/nginx.conf" -e stderr >/dev/null 2>&1
 }
 if [ -z "${NGINX:-}" ]; then
 	if nginx_has_userid; then NGINX=1; else
@@ -107,7 +110,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $UPSTREAM_PORT $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT $ADMIN_PORT $NGINX_BARE_PORT $NGINX_USERID_PORT; do
+for p in $UPSTREAM_PORT $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT $FLOOR_SIGN_PORT $ADMIN_PORT $NGINX_BARE_PORT $NGINX_USERID_PORT; do
 	port_busy "$p" && die "port $p on 127.0.0.1 is in use (set PORT_BASE)"
 done
 
@@ -133,7 +136,8 @@ start_nginx() { # name conf-body
 		error_log $d/error.log warn;
 		$2
 	EOF
-	"$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+	# nginx reads an NGINX variable as inherited sockets: not this script's setting
+	env -u NGINX "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
 	PIDS+=($!)
 }
 
@@ -171,12 +175,13 @@ wait_port "$UPSTREAM_PORT"
 BENCH_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 export BENCH_SECRET BENCH_OUT="$OUT" BENCH_ADMIN_PORT=$ADMIN_PORT BENCH_UPSTREAM_PORT=$UPSTREAM_PORT \
 	BENCH_BARE_PORT=$BARE_PORT BENCH_VERIFY_PORT=$VERIFY_PORT BENCH_ISSUE_PORT=$ISSUE_PORT BENCH_SIGN_PORT=$SIGN_PORT \
-	BENCH_FLOOR_PORT=$FLOOR_PORT BENCH_FLOOR_ISSUE_PORT=$FLOOR_ISSUE_PORT
+	BENCH_FLOOR_PORT=$FLOOR_PORT BENCH_FLOOR_ISSUE_PORT=$FLOOR_ISSUE_PORT \
+	BENCH_FLOOR_SIGN_PORT=$FLOOR_SIGN_PORT
 HOME="$OUT" XDG_DATA_HOME="$OUT" XDG_CONFIG_HOME="$OUT" \
 	"$OUT/caddy" run --config "$ROOT/bench/Caddyfile" --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 CADDY_PID=$!
 PIDS+=($CADDY_PID)
-for p in $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT; do wait_port "$p"; done
+for p in $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT $FLOOR_SIGN_PORT; do wait_port "$p"; done
 
 NGINX_PID=
 if [ "$NGINX" = 1 ]; then
@@ -254,6 +259,7 @@ VARIANTS=(
 	"caddy-floor-issue|caddy-bare|http://127.0.0.1:$FLOOR_ISSUE_PORT/||$CADDY_PID"
 	"caddy-issue|caddy-bare|http://127.0.0.1:$ISSUE_PORT/||$CADDY_PID"
 	"caddy-bare-sign|caddy-bare-sign|http://127.0.0.1:$BARE_PORT/sign|$VID|$CADDY_PID"
+	"caddy-floor-sign|caddy-bare-sign|http://127.0.0.1:$FLOOR_SIGN_PORT/sign|$VID|$CADDY_PID"
 	"caddy-sign|caddy-bare-sign|http://127.0.0.1:$SIGN_PORT/sign|$VID|$CADDY_PID"
 )
 if [ "$NGINX" = 1 ]; then
@@ -263,6 +269,15 @@ if [ "$NGINX" = 1 ]; then
 		"nginx-userid-verify|nginx-bare|http://127.0.0.1:$NGINX_USERID_PORT/|$UID_COOKIE|$NGINX_PID"
 		"nginx-userid-issue|nginx-bare|http://127.0.0.1:$NGINX_USERID_PORT/||$NGINX_PID"
 	)
+fi
+
+if [ -n "${ONLY:-}" ]; then
+	kept=()
+	for v in "${VARIANTS[@]}"; do
+		[[ ${v%%|*} =~ ^($ONLY)$ ]] && kept+=("$v")
+	done
+	[ ${#kept[@]} -gt 0 ] || die "ONLY=$ONLY matches no variant"
+	VARIANTS=("${kept[@]}")
 fi
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -375,6 +390,7 @@ paired() {
 		END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$RESULTS" | sort -g |
 		awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f (%.3f-%.3f)", m, a[1], a[NR] }'
 }
+has_rows() { awk -F'\t' -v v="$1" 'NR > 1 && $2 == v { found = 1 } END { exit !found }' "$RESULTS"; }
 rss_range() { # first start and last end of a variant, MiB
 	awk -F'\t' -v v="$1" 'NR > 1 && $2 == v { if (s == "") s = $6; e = $7 } END { printf "%.1f→%.1f", s / 1024, e / 1024 }' "$RESULTS"
 }
@@ -396,14 +412,15 @@ done
 echo
 echo "The module against the same requests without it (paired ratio; added CPU µs/request, median):"
 cpu_delta() { awk -v a="$(median "$1" 5)" -v b="$(median "$2" 5)" 'BEGIN { printf "%+.1f", a - b }'; }
-for pair in caddy-verify:caddy-bare-cookie caddy-verify:caddy-floor caddy-issue:caddy-floor-issue caddy-sign:caddy-bare-sign; do
+for pair in caddy-verify:caddy-bare-cookie caddy-verify:caddy-floor caddy-issue:caddy-floor-issue caddy-sign:caddy-bare-sign caddy-sign:caddy-floor-sign; do
 	a=${pair%%:*} b=${pair#*:}
+	has_rows "$a" && has_rows "$b" || continue
 	printf '  %-14s vs %-18s %22s %8s\n' "$a" "$b" "$(paired "$a" "$b")" "$(cpu_delta "$a" "$b")"
 done
 echo
 echo "ratio: median req/s over the median of its baseline (caddy-* vs caddy-bare, caddy-sign vs"
 echo "caddy-bare-sign, nginx-* vs nginx-bare); paired: the same ratio per round. *-bare-cookie: the"
 echo "bare server sent the verify variant's Cookie header (the cost of the bigger request alone)."
-echo "caddy-floor, caddy-floor-issue: no module; built-in handlers forward and set the same headers."
+echo "caddy-floor*: no module; built-in handlers forward and set the same headers."
 echo "CPU µs/req: the front server's own CPU time (Caddy, or nginx master and workers) per request,"
 echo "steadier than req/s on a shared machine. RSS: first start → last end. Raw rows: $RESULTS"

@@ -437,9 +437,10 @@ func TestHostileSetCookieTrailers(t *testing.T) {
 }
 
 func TestHostileCacheControl(t *testing.T) {
+	// The upstream sets each query parameter as a response header.
 	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		if cc := r.URL.Query().Get("cc"); cc != "" {
-			w.Header().Set("Cache-Control", cc)
+		for k, v := range r.URL.Query() {
+			w.Header()[k] = v
 		}
 	})
 	ci := startCaddy(t, trackAndSignSite(up.Addr))
@@ -447,17 +448,38 @@ func TestHostileCacheControl(t *testing.T) {
 	get(t, c, ci.URL+"/")
 	vid := "vid=" + jarValue(t, c, ci.URL, "vid")
 	cases := []struct {
-		name, cookie, upstream, want string
-		added                        bool
+		name, cookie string
+		upstream     map[string]string // response headers the upstream sets
+		want         map[string]string // what the client gets ("" for absent)
+		added        bool
 	}{
-		{"new visitor, public", "", "public, max-age=60", "max-age=60, private", true},
-		{"new visitor, s-maxage", "", "s-maxage=600, max-age=60", "max-age=60, private", true},
-		{"new visitor, no Cache-Control", "", "", "private", true},
-		{"new visitor, no-store left alone", "", "no-store", "no-store", true},
-		{"new visitor, already private", "", "private, max-age=60", "private, max-age=60", true},
-		{"returning visitor: nothing added", vid, "public, max-age=60", "public, max-age=60", false},
-		{"returning visitor: nothing added, no Cache-Control", vid, "", "", false},
-		{"returning visitor with a forged cookie: clearing added", vid + "; session=admin", "public, max-age=60", "max-age=60, private", true},
+		{"new visitor, public", "", map[string]string{"Cache-Control": "public, max-age=60"},
+			map[string]string{"Cache-Control": "max-age=60, private"}, true},
+		{"new visitor, s-maxage", "", map[string]string{"Cache-Control": "s-maxage=600, max-age=60"},
+			map[string]string{"Cache-Control": "max-age=60, private"}, true},
+		{"new visitor, no Cache-Control", "", nil,
+			map[string]string{"Cache-Control": "private", "Cdn-Cache-Control": "", "Surrogate-Control": ""}, true},
+		{"new visitor, no-store left alone", "", map[string]string{"Cache-Control": "no-store"},
+			map[string]string{"Cache-Control": "no-store"}, true},
+		{"new visitor, already private", "", map[string]string{"Cache-Control": "private, max-age=60"},
+			map[string]string{"Cache-Control": "private, max-age=60"}, true},
+		{"new visitor, CDN-targeted fields", "", map[string]string{
+			"Cache-Control":                "max-age=60",
+			"CDN-Cache-Control":            "max-age=600",
+			"Cloudflare-CDN-Cache-Control": "public, s-maxage=3600",
+			"Surrogate-Control":            "max-age=3600",
+		}, map[string]string{
+			"Cache-Control":                "max-age=60, private",
+			"Cdn-Cache-Control":            "max-age=600, private",
+			"Cloudflare-Cdn-Cache-Control": "private",
+			"Surrogate-Control":            "no-store",
+		}, true},
+		{"returning visitor: nothing added", vid, map[string]string{"Cache-Control": "public, max-age=60", "CDN-Cache-Control": "max-age=600", "Surrogate-Control": "max-age=3600"},
+			map[string]string{"Cache-Control": "public, max-age=60", "Cdn-Cache-Control": "max-age=600", "Surrogate-Control": "max-age=3600"}, false},
+		{"returning visitor: nothing added, no Cache-Control", vid, nil,
+			map[string]string{"Cache-Control": ""}, false},
+		{"returning visitor with a forged cookie: clearing added", vid + "; session=admin", map[string]string{"Cache-Control": "public, max-age=60", "CDN-Cache-Control": "max-age=600"},
+			map[string]string{"Cache-Control": "max-age=60, private", "Cdn-Cache-Control": "max-age=600, private"}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -465,9 +487,15 @@ func TestHostileCacheControl(t *testing.T) {
 			if tc.cookie != "" {
 				hdr = []string{"Cookie", tc.cookie}
 			}
-			resp, _ := get(t, http.DefaultClient, ci.URL+"/?cc="+url.QueryEscape(tc.upstream), hdr...)
-			if got := strings.Join(resp.Header.Values("Cache-Control"), ", "); got != tc.want {
-				t.Errorf("Cache-Control = %q, want %q", got, tc.want)
+			q := url.Values{}
+			for k, v := range tc.upstream {
+				q.Set(k, v)
+			}
+			resp, _ := get(t, http.DefaultClient, ci.URL+"/?"+q.Encode(), hdr...)
+			for field, want := range tc.want {
+				if got := strings.Join(resp.Header.Values(field), ", "); got != want {
+					t.Errorf("%s = %q, want %q", field, got, want)
+				}
 			}
 			if added := len(resp.Header.Values("Set-Cookie")) > 0; added != tc.added {
 				t.Errorf("module added cookies = %v, want %v: %q", added, tc.added, resp.Header.Values("Set-Cookie"))

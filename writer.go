@@ -230,10 +230,27 @@ func upstreamSets(hdr http.Header, name string) bool {
 }
 
 // ensurePrivate keeps shared caches from storing a response that carries a visitor's cookie.
+// Cache-Control gets private. CDNs obey their targeted fields (RFC 9213: CDN-Cache-Control,
+// Cloudflare-CDN-Cache-Control, any <target>-Cache-Control) instead of Cache-Control, so each
+// one present gets private too, and Surrogate-Control (Fastly, Varnish, Akamai) no-store.
 func ensurePrivate(hdr http.Header) {
-	values := hdr["Cache-Control"]
+	makePrivate(hdr, "Cache-Control")
+	const suffix = "-Cache-Control"
+	for name := range hdr {
+		switch {
+		case len(name) > len(suffix) && strings.EqualFold(name[len(name)-len(suffix):], suffix):
+			makePrivate(hdr, name)
+		case strings.EqualFold(name, "Surrogate-Control"):
+			hdr[name] = []string{"no-store"}
+		}
+	}
+}
+
+// makePrivate adds private to the cache directives in hdr[field], dropping public and
+// s-maxage; private or no-store already there leave it as it is.
+func makePrivate(hdr http.Header, field string) {
 	var kept []string
-	for _, v := range values {
+	for _, v := range hdr[field] {
 		for d := range strings.SplitSeq(v, ",") {
 			d = strings.TrimSpace(d)
 			name, _, _ := strings.Cut(d, "=")
@@ -246,7 +263,7 @@ func ensurePrivate(hdr http.Header) {
 			kept = append(kept, d)
 		}
 	}
-	hdr["Cache-Control"] = []string{strings.Join(append(kept, "private"), ", ")}
+	hdr[field] = []string{strings.Join(append(kept, "private"), ", ")}
 }
 
 // Interface guards

@@ -18,7 +18,7 @@ func TestAllocs(t *testing.T) {
 	realClock := NewCodec(tj.sign.KeyRing(), Options{})
 	encr := NewCodec(tj.sign.KeyRing(), Options{Encrypt: true})
 	j, err := NewJar(Rule{Pattern: "session", Codec: realClock}, Rule{Pattern: "sess_*", Codec: realClock},
-		Rule{Pattern: "enc", Codec: encr}, Rule{Pattern: "vid", Codec: realClock, Plain: AppendUUID})
+		Rule{Pattern: "enc", Codec: encr}, Rule{Pattern: "vid", Codec: realClock, Strip: true})
 	if err != nil {
 		t.Fatal(err)
 	}

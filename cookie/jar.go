@@ -29,9 +29,8 @@ type Rule struct {
 	// Pattern is a cookie name or a path.Match glob ("sess_*").
 	Pattern string
 	Codec   *Codec
-	// Plain renders the decoded value for the upstream (nil: as is).
-	Plain func(dst, value []byte) []byte
-	// Strip verifies the cookie but does not forward it.
+	// Strip verifies the cookie but does not forward it (the caller may forward its value in
+	// another form with Result.AppendPair, as the module does with the visitor ID).
 	Strip bool
 }
 
@@ -361,11 +360,7 @@ func (j *Jar) pair(res *Result, part string, now int64) {
 	res.startPair()
 	res.Header = append(res.Header, name...)
 	res.Header = append(res.Header, '=')
-	if r.Plain != nil {
-		res.Header = r.Plain(res.Header, d.Value)
-	} else {
-		res.Header = append(res.Header, d.Value...)
-	}
+	res.Header = append(res.Header, d.Value...)
 }
 
 func (res *Result) startPair() {

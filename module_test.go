@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
@@ -238,5 +240,33 @@ func TestUnmanagedCookiesUntouched(t *testing.T) {
 	}
 	if up.last().Header.Get("X-Visitor-Id") != "" {
 		t.Errorf("no track configured, yet an ID was sent")
+	}
+}
+
+// Cookies are signed when the response is written, not when the request arrived: the browser's
+// Max-Age starts at the response, and a signature as old as a slow upstream would expire early.
+func TestSignedAtResponseTime(t *testing.T) {
+	var answered atomic.Int64
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1100 * time.Millisecond) // across at least one second boundary
+		answered.Store(time.Now().Unix())
+		w.Header().Add("Set-Cookie", "session=alice; Path=/")
+	})
+	ci := startCaddy(t, trackAndSignSite(up.Addr))
+	resp, _ := get(t, http.DefaultClient, ci.URL+"/")
+	codec := cookie.NewCodec(mustRing(t, testSecret), cookie.Options{})
+	for _, name := range []string{"vid", "session"} {
+		lines := setCookies(resp, name)
+		if len(lines) != 1 {
+			t.Fatalf("%s: Set-Cookie %q", name, resp.Header.Values("Set-Cookie"))
+		}
+		value := strings.TrimPrefix(strings.SplitN(lines[0], ";", 2)[0], name+"=")
+		d, err := codec.Decode(name, value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Signed < answered.Load() {
+			t.Errorf("%s signed at %d, before the upstream answered at %d", name, d.Signed, answered.Load())
+		}
 	}
 }

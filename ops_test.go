@@ -122,10 +122,15 @@ func TestPlaceholdersAndAccessLog(t *testing.T) {
 	header X-Seen-Id {http.signed_cookies.visitor_id}
 	header X-Seen-New {http.signed_cookies.visitor_new}
 	header X-Seen-Invalid {http.signed_cookies.invalid}
+	# edits the forwarded header in place; the placeholder keeps the ID
+	request_header X-Visitor-Id "-" "_"
 	reverse_proxy %s`, logFile, testSecret, up.Addr))
 	c := newClient(t)
 	resp, _ := get(t, c, ci.URL+"/")
-	id := up.last().Header.Get("X-Visitor-Id")
+	id, _ := upstreamCookie(up.last(), "vid")
+	if got := up.last().Header.Get("X-Visitor-Id"); id == "" || got != strings.ReplaceAll(id, "-", "_") {
+		t.Fatalf("upstream got X-Visitor-Id %q and vid %q: request_header did not run as the test expects", got, id)
+	}
 	if resp.Header.Get("X-Seen-Id") != id || resp.Header.Get("X-Seen-New") != "true" || resp.Header.Get("X-Seen-Invalid") != "" {
 		t.Errorf("first visit placeholders: id %q new %q invalid %q (upstream id %q)",
 			resp.Header.Get("X-Seen-Id"), resp.Header.Get("X-Seen-New"), resp.Header.Get("X-Seen-Invalid"), id)

@@ -46,18 +46,30 @@ type requestState struct {
 	// finalCookies is how many Set-Cookie lines the final header write left
 	finalCookies int
 	invalid      []byte // names of dropped cookies, comma separated
-	now          int64  // Unix seconds, read once per request: verifying, signing, deletions
+	now          int64  // Unix seconds, read once per request: verifying, deletions
+	signAt       int64  // Unix seconds for signing, read at the first signature (0: not yet)
 	rww          caddyhttp.ResponseWriterWrapper
+}
+
+// signTime is the time the response's cookies are signed with, read when the first one is:
+// a cookie's signature then ages with the browser's Max-Age, which starts at the response,
+// however long the upstream took.
+func (st *requestState) signTime(h *Handler) int64 {
+	if st.signAt == 0 {
+		st.signAt = h.now().Unix()
+	}
+	return st.signAt
 }
 
 // forwarded holds what the request keeps after ServeHTTP returns: the header values the
 // upstream reads and the placeholders the access log and later handlers read. It is allocated
 // per request, never pooled: one allocation for all of them.
 type forwarded struct {
-	cookie, id [1]string
-	track      bool   // a tracking cookie is configured: the visitor placeholders exist
-	issued     bool   // {http.signed_cookies.visitor_new}
-	invalid    string // {http.signed_cookies.invalid}
+	cookie, id [1]string // the header values: later handlers may edit them in place
+	visitorID  string    // {http.signed_cookies.visitor_id}, apart from the header value
+	track      bool      // a tracking cookie is configured: the visitor placeholders exist
+	issued     bool      // {http.signed_cookies.visitor_new}
+	invalid    string    // {http.signed_cookies.invalid}
 }
 
 // placeholder is the replacer provider of the module's placeholders. A provider rather than
@@ -65,7 +77,7 @@ type forwarded struct {
 func (fw *forwarded) placeholder(key string) (any, bool) {
 	switch key {
 	case phVisitorID:
-		return fw.id[0], fw.track
+		return fw.visitorID, fw.track
 	case phVisitorNew:
 		return fw.issued, fw.track
 	case phInvalid:
@@ -79,7 +91,7 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 func (st *requestState) reset() {
 	st.res.Reset()
 	st.known, st.issue, st.resign, st.https = false, false, false, false
-	st.finalCookies = 0
+	st.finalCookies, st.signAt = 0, 0
 	clear(st.clear)
 	st.clear, st.invalid, st.buf = st.clear[:0], st.invalid[:0], st.buf[:0]
 	st.w = responseWriter{}
@@ -168,7 +180,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			id = string(st.buf)
 		}
 	}
-	fw := &forwarded{cookie: [1]string{cookieHdr}, id: [1]string{id}, track: h.track != nil,
+	fw := &forwarded{cookie: [1]string{cookieHdr}, id: [1]string{id}, visitorID: id, track: h.track != nil,
 		issued: st.issue, invalid: string(st.invalid)}
 	if st.res.Changed {
 		if cookieHdr == "" {

@@ -143,7 +143,7 @@ func (h *Handler) rewriteSetCookie(line string, st *requestState) (string, bool)
 	}
 	// The line is spliced in st.buf (free once the ID has been copied out) and copied once.
 	b := append(st.buf[:0], line[:sc.ValueStart]...)
-	b, err := codec.AppendEncodeAt(b, sc.Name, []byte(sc.Value), st.now)
+	b, err := codec.AppendEncodeAt(b, sc.Name, []byte(sc.Value), st.signTime(h))
 	if err != nil {
 		h.drop(sc.Name, "too_long")
 		return "", false
@@ -190,7 +190,7 @@ func (h *Handler) addOwnCookies(hdr http.Header, st *requestState) bool {
 	if t := h.track; t != nil && (st.issue || st.resign) {
 		b := append(st.buf[:0], t.name...)
 		b = append(b, '=')
-		b, err := t.codec.AppendEncodeAt(b, t.name, st.visitor[:], st.now)
+		b, err := t.codec.AppendEncodeAt(b, t.name, st.visitor[:], st.signTime(h))
 		if err == nil {
 			b = append(b, t.attrs...)
 			if t.secure == "on" || t.secure != "off" && (t.forceSecure || st.https) {

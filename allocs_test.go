@@ -33,4 +33,15 @@ func TestServeHTTPAllocations(t *testing.T) {
 	if len(allocs) < 5 {
 		t.Fatalf("only %d cases measured", len(allocs))
 	}
+
+	// With a replacer per request, as Caddy gives each one (the module registers its
+	// placeholders there), against a no-op middleware on the same fresh requests.
+	verify := benchCases(t, h)[0]
+	module, _, _ := benchServer(t, h, verify, true)
+	noop, _, _ := benchServer(t, benchNoop{}, verify, true)
+	withRepl := testing.AllocsPerRun(200, module) - testing.AllocsPerRun(200, noop)
+	t.Logf("verify with a fresh replacer: %v allocations more than a no-op middleware", withRepl)
+	if withRepl > 6 {
+		t.Errorf("verify with a fresh replacer: %v allocations per request, want at most 6", withRepl)
+	}
 }

@@ -157,22 +157,28 @@ func postLoad(t testing.TB, admin string, js []byte) {
 	}
 }
 
-// awaitConfig returns once a fresh connection to url is answered by the config whose
-// header hdr is want. POST /load returns before the old server has shut down, and the old
-// server still answers a request that reaches it on an idle keep-alive connection in that
-// moment; so the default transport's idle connections (those of newClient) are closed first.
+// awaitConfig returns once fresh connections to url are answered by the config whose header
+// hdr is want, three times in a row. POST /load returns before the old server has shut down,
+// and the old server still answers a request that reaches it on an idle keep-alive connection
+// (or accepts a new one) in that moment; so the default transport's idle connections (those
+// of newClient) are closed first.
 func awaitConfig(t testing.TB, url, hdr, want string) {
 	t.Helper()
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	deadline := time.Now().Add(5 * time.Second)
+	inARow := 0
 	for {
 		tr := &http.Transport{DisableKeepAlives: true}
 		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.Header.Get(hdr) == want {
+		}
+		if err == nil && resp.Header.Get(hdr) == want {
+			if inARow++; inARow == 3 {
 				return
 			}
+		} else {
+			inARow = 0
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the reloaded config (%s: %s) never answered: %v", hdr, want, err)

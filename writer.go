@@ -230,9 +230,11 @@ func upstreamSets(hdr http.Header, name string) bool {
 }
 
 // ensurePrivate keeps shared caches from storing a response that carries a visitor's cookie.
-// Cache-Control gets private. CDNs obey their targeted fields (RFC 9213: CDN-Cache-Control,
-// Cloudflare-CDN-Cache-Control, any <target>-Cache-Control) instead of Cache-Control, so each
-// one present gets private too, and Surrogate-Control (Fastly, Varnish, Akamai) no-store.
+// Cache-Control gets private. Caches in front may obey other fields instead, each of which is
+// rewritten when present: the CDN-targeted fields of RFC 9213 (CDN-Cache-Control,
+// Cloudflare-CDN-Cache-Control, any <target>-Cache-Control) get private too; Surrogate-Control
+// (Fastly, Varnish) and Akamai's Edge-Control get no-store in place of their lifetimes, other
+// directives (content="ESI/1.0") kept; nginx's X-Accel-Expires becomes 0.
 func ensurePrivate(hdr http.Header) {
 	makePrivate(hdr, "Cache-Control")
 	const suffix = "-Cache-Control"
@@ -240,8 +242,10 @@ func ensurePrivate(hdr http.Header) {
 		switch {
 		case len(name) > len(suffix) && strings.EqualFold(name[len(name)-len(suffix):], suffix):
 			makePrivate(hdr, name)
-		case strings.EqualFold(name, "Surrogate-Control"):
-			hdr[name] = []string{"no-store"}
+		case strings.EqualFold(name, "Surrogate-Control"), strings.EqualFold(name, "Edge-Control"):
+			makeNoStore(hdr, name)
+		case strings.EqualFold(name, "X-Accel-Expires"):
+			hdr[name] = []string{"0"}
 		}
 	}
 }
@@ -264,6 +268,24 @@ func makePrivate(hdr http.Header, field string) {
 		}
 	}
 	hdr[field] = []string{strings.Join(append(kept, "private"), ", ")}
+}
+
+// makeNoStore adds no-store to the surrogate directives in hdr[field], dropping those that
+// give a lifetime (max-age, cache-maxage) or undo no-store (!no-store).
+func makeNoStore(hdr http.Header, field string) {
+	var kept []string
+	for _, v := range hdr[field] {
+		for d := range strings.SplitSeq(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "max-age", "cache-maxage", "!no-store", "no-store", "":
+				continue
+			}
+			kept = append(kept, d)
+		}
+	}
+	hdr[field] = []string{strings.Join(append(kept, "no-store"), ", ")}
 }
 
 // Interface guards

@@ -10,8 +10,8 @@
 # PORT_BASE (18400; uses PORT_BASE..PORT_BASE+12 on 127.0.0.1), UPSTREAM (nginx|go; default
 # nginx when available), NGINX (1 to run the nginx anchor, 0 to skip; default 1 when nginx
 # with the userid module is available), WARMUP (s, default 2), OUT (bench/out), ONLY (a
-# regular expression: only the variants whose whole name matches run, e.g.
-# 'caddy-(bare-sign|floor-sign|sign)'), PROFILE (1: after the rounds, CPU and allocation
+# regular expression: only the variants whose whole name matches run, with their baselines,
+# e.g. 'caddy-(floor-sign|sign)'), PROFILE (1: after the rounds, CPU and allocation
 # profiles of Caddy under each Caddy variant, via admin).
 set -euo pipefail
 
@@ -271,12 +271,18 @@ if [ "$NGINX" = 1 ]; then
 	)
 fi
 
+# ONLY: the matching variants and their baselines, in the usual order.
 if [ -n "${ONLY:-}" ]; then
+	wanted=" "
+	for v in "${VARIANTS[@]}"; do
+		IFS='|' read -r name base _ <<<"$v"
+		[[ $name =~ ^($ONLY)$ ]] && wanted+="$name $base "
+	done
+	[ "$wanted" != " " ] || die "ONLY=$ONLY matches no variant name"
 	kept=()
 	for v in "${VARIANTS[@]}"; do
-		[[ ${v%%|*} =~ ^($ONLY)$ ]] && kept+=("$v")
+		[[ $wanted == *" ${v%%|*} "* ]] && kept+=("$v")
 	done
-	[ ${#kept[@]} -gt 0 ] || die "ONLY=$ONLY matches no variant"
 	VARIANTS=("${kept[@]}")
 fi
 

@@ -25,6 +25,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	signed_cookies [<matcher>] {
 //	    secret <base64> [<base64>...]
+//	    realm <name>
 //	    rotate <interval>
 //	    check_interval <interval>
 //	    storage <module> { ... }
@@ -68,6 +69,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "secret":
 			h.Secrets = d.RemainingArgs()
 			if len(h.Secrets) == 0 {
+				return d.ArgErr()
+			}
+		case "realm":
+			if !d.AllArgs(&h.Realm) {
 				return d.ArgErr()
 			}
 		case "rotate":

@@ -70,6 +70,9 @@ when not header User-Agent *bot*
 		{name: "secret without value", input: `signed_cookies {
 secret
 }`, err: "wrong argument count"},
+		{name: "realm", input: "signed_cookies {\n realm \"shop eu\"\n sign s\n}", want: `{"realm":"shop eu","sign":["s"]}`},
+		{name: "realm without value", input: "signed_cookies {\n realm\n}", err: "wrong argument count"},
+		{name: "realm with two values", input: "signed_cookies {\n realm a b\n}", err: "wrong argument count"},
 		{name: "sign without names", input: `signed_cookies {
 sign
 }`, err: "wrong argument count"},
@@ -174,6 +177,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"track\nsign vid", `sign: "vid" is the tracking cookie's name`},
 		{"track\nsign v*", `pattern "v*" matches the tracking cookie "vid"`},
 		{"secret " + testSecret + "\nrotate 1d", "rotate, check_interval and storage apply only to the storage key ring"},
+		{"sign a\nrealm \"caf\u00e9\"", "realm: byte 4 is not printable ASCII"},
+		{"sign a\nrealm " + strings.Repeat("r", 129), "realm: 129 bytes, at most 128"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

@@ -58,6 +58,7 @@ type storedSecret struct {
 // storedKeys loads, creates and rotates the key ring in storage.
 type storedKeys struct {
 	storage certmagic.Storage
+	realm   string // the keys are derived for it (cookie.NewRealmKeyRing)
 	rotate  time.Duration
 	check   time.Duration
 	keep    time.Duration // how long a retired secret can still have valid cookies
@@ -67,8 +68,8 @@ type storedKeys struct {
 	current []string // secrets of the ring in use, to spot changes
 }
 
-func newStoredKeys(stor certmagic.Storage, rotate, check, keep time.Duration, logger *zap.Logger) *storedKeys {
-	return &storedKeys{storage: stor, rotate: rotate, check: check, keep: keep, logger: logger, now: time.Now}
+func newStoredKeys(stor certmagic.Storage, realm string, rotate, check, keep time.Duration, logger *zap.Logger) *storedKeys {
+	return &storedKeys{storage: stor, realm: realm, rotate: rotate, check: check, keep: keep, logger: logger, now: time.Now}
 }
 
 // load returns the key ring, creating or rotating it under the lock when needed.
@@ -177,7 +178,7 @@ func (k *storedKeys) ring(f *keyRingFile) (*cookie.KeyRing, error) {
 		}
 		secrets[i] = b
 	}
-	r, err := cookie.NewKeyRing(secrets...)
+	r, err := cookie.NewRealmKeyRing(k.realm, secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", keyRingStorageKey, err)
 	}

@@ -16,8 +16,8 @@ func TestStoredKeyRingLifecycle(t *testing.T) {
 	stor := &certmagic.FileStorage{Path: t.TempDir()}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	long := newStoredKeys(stor, time.Hour, time.Minute, 30*24*time.Hour, zap.NewNop())
-	short := newStoredKeys(stor, time.Hour, time.Minute, time.Hour, zap.NewNop())
+	long := newStoredKeys(stor, "", time.Hour, time.Minute, 30*24*time.Hour, zap.NewNop())
+	short := newStoredKeys(stor, "", time.Hour, time.Minute, time.Hour, zap.NewNop())
 	long.now, short.now = clock, clock
 
 	if _, err := long.load(ctx); err != nil {

@@ -414,3 +414,39 @@ func TestCorruptStoredKeyRing(t *testing.T) {
 		}
 	}
 }
+
+// Handlers in different realms sharing one secret, or one storage key ring, reject each
+// other's cookies; a handler without a realm rejects both.
+func TestRealmsSeparateKeys(t *testing.T) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/login") {
+			w.Header().Add("Set-Cookie", "session=alice; Path=/")
+		}
+	})
+	for _, tk := range []struct{ name, keys string }{
+		{"configured secret", "secret " + testSecret},
+		{"storage key ring", "# no secret"},
+	} {
+		keys := tk.keys
+		t.Run(tk.name, func(t *testing.T) {
+			route := func(path, realm string) string {
+				return fmt.Sprintf("\troute /%s/* {\n\t\tsigned_cookies {\n\t\t\t%s\n\t\t\t%s\n\t\t\tsign session\n\t\t}\n\t\treverse_proxy %s\n\t}\n", path, keys, realm, up.Addr)
+			}
+			ci := startCaddy(t, route("shop", "realm shop")+route("admin", "realm admin")+route("none", ""))
+			resp, _ := get(t, http.DefaultClient, ci.URL+"/shop/login")
+			lines := setCookies(resp, "session")
+			if len(lines) != 1 {
+				t.Fatalf("shop set no session: %q", resp.Header.Values("Set-Cookie"))
+			}
+			pair := strings.SplitN(lines[0], ";", 2)[0]
+			for _, tc := range []struct {
+				path, want string
+			}{{"shop", "alice"}, {"admin", ""}, {"none", ""}} {
+				get(t, http.DefaultClient, ci.URL+"/"+tc.path+"/", "Cookie", pair)
+				if got, _ := upstreamCookie(up.last(), "session"); got != tc.want {
+					t.Errorf("shop's session at /%s/: upstream got %q, want %q", tc.path, got, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -47,6 +47,14 @@ type Handler struct {
 	// kept in Caddy's storage and rotated automatically.
 	Secrets []string `json:"secrets,omitempty"`
 
+	// Realm separates this handler's keys from those of other handlers that share its secrets
+	// or storage key ring: the keys are derived from the secrets and the realm, so a cookie
+	// signed in one realm is invalid in another. Handlers (and Caddy instances) that must
+	// accept each other's cookies use the same realm. At most 128 printable ASCII bytes.
+	// Default: none (every handler with the same secrets accepts the same cookies). Changing
+	// it invalidates every cookie already issued.
+	Realm string `json:"realm,omitempty"`
+
 	// Rotate is how often the storage key ring gets a new signing secret. Only without
 	// Secrets. Default: 30 days.
 	Rotate caddy.Duration `json:"rotate,omitempty"`
@@ -280,6 +288,9 @@ func (h *Handler) checkConfig() error {
 	if time.Duration(h.MaxAge) < time.Second {
 		return fmt.Errorf("signed_cookies: max_age: %s is under 1s (JSON durations are nanoseconds or strings like \"30d\")", time.Duration(h.MaxAge))
 	}
+	if err := checkRealm(h.Realm); err != nil {
+		return fmt.Errorf("signed_cookies: realm: %v", err)
+	}
 	if len(h.Secrets) > 0 && (h.Rotate != 0 || h.StorageRaw != nil || h.CheckInterval != 0) {
 		return errors.New("signed_cookies: rotate, check_interval and storage apply only to the storage key ring, not with secret")
 	}
@@ -438,6 +449,20 @@ func (h *Handler) Validate() error {
 	return h.checkConfig()
 }
 
+// checkRealm allows printable ASCII, so that a realm reads the same in every config format
+// and log line.
+func checkRealm(realm string) error {
+	if len(realm) > 128 {
+		return fmt.Errorf("%d bytes, at most 128", len(realm))
+	}
+	for i := 0; i < len(realm); i++ {
+		if realm[i] < 0x20 || realm[i] > 0x7e {
+			return fmt.Errorf("byte %d is not printable ASCII", i+1)
+		}
+	}
+	return nil
+}
+
 // loadKeys resolves configured secrets, or opens the storage key ring.
 func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 	if len(h.Secrets) == 0 {
@@ -453,7 +478,7 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 			}
 		}
 		rotate, check := cmp.Or(time.Duration(h.Rotate), defaultRotate), cmp.Or(time.Duration(h.CheckInterval), defaultCheck)
-		h.keys = newStoredKeys(stor, rotate, check, h.longestLifetime(), h.logger)
+		h.keys = newStoredKeys(stor, h.Realm, rotate, check, h.longestLifetime(), h.logger)
 		ring, err := h.keys.load(ctx)
 		if err == nil {
 			err = selfTest(ring)
@@ -461,8 +486,8 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 		if err != nil {
 			return nil, fmt.Errorf("signed_cookies: key ring in storage: %v", err)
 		}
-		h.logger.Info("signing keys from the storage key ring",
-			zap.Int("secrets", ring.Len()), zap.Duration("rotate", rotate), zap.Duration("check_interval", check))
+		h.logger.Info("signing keys from the storage key ring", zap.Int("secrets", ring.Len()),
+			zap.String("realm", h.Realm), zap.Duration("rotate", rotate), zap.Duration("check_interval", check))
 		return ring, nil
 	}
 	repl := caddy.NewReplacer()
@@ -477,14 +502,14 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 			return nil, fmt.Errorf("signed_cookies: secret %d %v", i+1, err)
 		}
 	}
-	ring, err := cookie.NewKeyRing(secrets...)
+	ring, err := cookie.NewRealmKeyRing(h.Realm, secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("signed_cookies: %v", err)
 	}
 	if err := selfTest(ring); err != nil {
 		return nil, fmt.Errorf("signed_cookies: %v", err)
 	}
-	h.logger.Info("signing keys from configured secrets", zap.Int("secrets", ring.Len()))
+	h.logger.Info("signing keys from configured secrets", zap.Int("secrets", ring.Len()), zap.String("realm", h.Realm))
 	return ring, nil
 }
 

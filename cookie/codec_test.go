@@ -690,3 +690,43 @@ func TestXorCTRMatchesCipherCTR(t *testing.T) {
 		}
 	}
 }
+
+// A realm separates the keys of one secret: a value verifies in its own realm only. The
+// realm's derivation is a contract too.
+func TestRealmKeys(t *testing.T) {
+	secret := testSecret("golden")
+	rings := map[string]*KeyRing{}
+	for _, realm := range []string{"", "shop", "admin"} {
+		r, err := NewRealmKeyRing(realm, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rings[realm] = r
+	}
+	if got := base64.RawURLEncoding.EncodeToString(rings[""].Key(0).HashKey()); got != goldenHashKey {
+		t.Errorf("realm \"\" hash key %s, want NewKey's %s", got, goldenHashKey)
+	}
+	if got := base64.RawURLEncoding.EncodeToString(rings["shop"].Key(0).HashKey()); got != goldenShopHashKey {
+		t.Errorf("realm shop hash key %s, want %s", got, goldenShopHashKey)
+	}
+	if bytes.Equal(rings["shop"].Key(0).BlockKey(), rings[""].Key(0).BlockKey()) {
+		t.Error("realm shop has the block key of no realm")
+	}
+	for _, enc := range []bool{false, true} {
+		v, err := NewCodec(rings["shop"], Options{Encrypt: enc}).Encode("session", []byte("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for realm, ring := range rings {
+			d, err := NewCodec(ring, Options{Encrypt: enc}).Decode("session", v)
+			if realm == "shop" && (err != nil || string(d.Value) != "alice") {
+				t.Errorf("encrypt=%v: shop's value in its own realm: %q, %v", enc, d.Value, err)
+			}
+			if realm != "shop" && err != ErrBadMAC {
+				t.Errorf("encrypt=%v: shop's value in realm %q: %v, want ErrBadMAC", enc, realm, err)
+			}
+		}
+	}
+}
+
+const goldenShopHashKey = "uX3M0odX6KD5VtwbYUx1c7EGKMm5QHpm6yd-bMjKyM4"

@@ -67,15 +67,24 @@ type macState struct {
 }
 
 // NewKey derives the signing and encryption keys of a secret with HKDF-SHA256.
-func NewKey(secret []byte) (*Key, error) {
+func NewKey(secret []byte) (*Key, error) { return NewRealmKey(secret, "") }
+
+// NewRealmKey derives the keys of a secret for one realm: the same secret gives unrelated keys
+// in different realms, so a value signed in one does not verify in another. The realm ""
+// gives NewKey's keys.
+func NewRealmKey(secret []byte, realm string) (*Key, error) {
 	if len(secret) < MinSecretBytes {
 		return nil, fmt.Errorf("secret decodes to %d bytes, need at least %d", len(secret), MinSecretBytes)
 	}
-	hk, err := hkdf.Key(sha256.New, secret, nil, hashKeyInfo, 32)
+	suffix := ""
+	if realm != "" {
+		suffix = " realm=" + realm
+	}
+	hk, err := hkdf.Key(sha256.New, secret, nil, hashKeyInfo+suffix, 32)
 	if err != nil {
 		return nil, err
 	}
-	bk, err := hkdf.Key(sha256.New, secret, nil, blockKeyInfo, 32)
+	bk, err := hkdf.Key(sha256.New, secret, nil, blockKeyInfo+suffix, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +131,10 @@ type KeyRing struct {
 
 // NewKeyRing derives a key ring from decoded secrets, newest (signing) first.
 // Duplicate secrets are an error that names their positions (1-based).
-func NewKeyRing(secrets ...[]byte) (*KeyRing, error) {
+func NewKeyRing(secrets ...[]byte) (*KeyRing, error) { return NewRealmKeyRing("", secrets...) }
+
+// NewRealmKeyRing is NewKeyRing with the keys of a realm (see NewRealmKey).
+func NewRealmKeyRing(realm string, secrets ...[]byte) (*KeyRing, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("no secrets")
 	}
@@ -133,7 +145,7 @@ func NewKeyRing(secrets ...[]byte) (*KeyRing, error) {
 				return nil, fmt.Errorf("secret %d duplicates secret %d", i+1, j+1)
 			}
 		}
-		k, err := NewKey(s)
+		k, err := NewRealmKey(s, realm)
 		if err != nil {
 			return nil, fmt.Errorf("secret %d: %v", i+1, err)
 		}

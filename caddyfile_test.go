@@ -179,6 +179,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"secret " + testSecret + "\nrotate 1d", "rotate, check_interval and storage apply only to the storage key ring"},
 		{"sign a\nrealm \"caf\u00e9\"", "realm: byte 4 is not printable ASCII"},
 		{"sign a\nrealm " + strings.Repeat("r", 129), "realm: 129 bytes, at most 128"},
+		{"sign a\nrealm {env.SC_UNSET_REALM}", "realm:"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

@@ -416,7 +416,7 @@ func TestCorruptStoredKeyRing(t *testing.T) {
 }
 
 // Handlers in different realms sharing one secret, or one storage key ring, reject each
-// other's cookies; a handler without a realm rejects both.
+// other's cookies; a handler without a realm rejects both; {env.X} in realm is resolved.
 func TestRealmsSeparateKeys(t *testing.T) {
 	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/login") {
@@ -432,7 +432,9 @@ func TestRealmsSeparateKeys(t *testing.T) {
 			route := func(path, realm string) string {
 				return fmt.Sprintf("\troute /%s/* {\n\t\tsigned_cookies {\n\t\t\t%s\n\t\t\t%s\n\t\t\tsign session\n\t\t}\n\t\treverse_proxy %s\n\t}\n", path, keys, realm, up.Addr)
 			}
-			ci := startCaddy(t, route("shop", "realm shop")+route("admin", "realm admin")+route("none", ""))
+			t.Setenv("SC_TEST_REALM", "shop")
+			ci := startCaddy(t, route("shop", "realm shop")+route("admin", "realm admin")+route("none", "")+
+				route("shopenv", "realm {env.SC_TEST_REALM}"))
 			resp, _ := get(t, http.DefaultClient, ci.URL+"/shop/login")
 			lines := setCookies(resp, "session")
 			if len(lines) != 1 {
@@ -441,7 +443,7 @@ func TestRealmsSeparateKeys(t *testing.T) {
 			pair := strings.SplitN(lines[0], ";", 2)[0]
 			for _, tc := range []struct {
 				path, want string
-			}{{"shop", "alice"}, {"admin", ""}, {"none", ""}} {
+			}{{"shop", "alice"}, {"shopenv", "alice"}, {"admin", ""}, {"none", ""}} {
 				get(t, http.DefaultClient, ci.URL+"/"+tc.path+"/", "Cookie", pair)
 				if got, _ := upstreamCookie(up.last(), "session"); got != tc.want {
 					t.Errorf("shop's session at /%s/: upstream got %q, want %q", tc.path, got, tc.want)

@@ -50,7 +50,8 @@ type Handler struct {
 	// Realm separates this handler's keys from those of other handlers that share its secrets
 	// or storage key ring: the keys are derived from the secrets and the realm, so a cookie
 	// signed in one realm is invalid in another. Handlers (and Caddy instances) that must
-	// accept each other's cookies use the same realm. At most 128 printable ASCII bytes.
+	// accept each other's cookies use the same realm. At most 128 printable ASCII bytes;
+	// placeholders ({env.X}) are resolved at Provision.
 	// Default: none (every handler with the same secrets accepts the same cookies). Changing
 	// it invalidates every cookie already issued.
 	Realm string `json:"realm,omitempty"`
@@ -463,8 +464,16 @@ func checkRealm(realm string) error {
 	return nil
 }
 
-// loadKeys resolves configured secrets, or opens the storage key ring.
+// loadKeys resolves the realm and the configured secrets, or opens the storage key ring.
 func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
+	repl := caddy.NewReplacer()
+	realm, err := repl.ReplaceOrErr(h.Realm, true, true)
+	if err == nil {
+		err = checkRealm(realm)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signed_cookies: realm: %v", err)
+	}
 	if len(h.Secrets) == 0 {
 		stor := ctx.Storage()
 		if h.StorageRaw != nil {
@@ -478,7 +487,7 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 			}
 		}
 		rotate, check := cmp.Or(time.Duration(h.Rotate), defaultRotate), cmp.Or(time.Duration(h.CheckInterval), defaultCheck)
-		h.keys = newStoredKeys(stor, h.Realm, rotate, check, h.longestLifetime(), h.logger)
+		h.keys = newStoredKeys(stor, realm, rotate, check, h.longestLifetime(), h.logger)
 		ring, err := h.keys.load(ctx)
 		if err == nil {
 			err = selfTest(ring)
@@ -487,10 +496,9 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 			return nil, fmt.Errorf("signed_cookies: key ring in storage: %v", err)
 		}
 		h.logger.Info("signing keys from the storage key ring", zap.Int("secrets", ring.Len()),
-			zap.String("realm", h.Realm), zap.Duration("rotate", rotate), zap.Duration("check_interval", check))
+			zap.String("realm", realm), zap.Duration("rotate", rotate), zap.Duration("check_interval", check))
 		return ring, nil
 	}
-	repl := caddy.NewReplacer()
 	secrets := make([][]byte, len(h.Secrets))
 	for i, s := range h.Secrets {
 		v, err := repl.ReplaceOrErr(s, true, true)
@@ -502,14 +510,14 @@ func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
 			return nil, fmt.Errorf("signed_cookies: secret %d %v", i+1, err)
 		}
 	}
-	ring, err := cookie.NewRealmKeyRing(h.Realm, secrets...)
+	ring, err := cookie.NewRealmKeyRing(realm, secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("signed_cookies: %v", err)
 	}
 	if err := selfTest(ring); err != nil {
 		return nil, fmt.Errorf("signed_cookies: %v", err)
 	}
-	h.logger.Info("signing keys from configured secrets", zap.Int("secrets", ring.Len()), zap.String("realm", h.Realm))
+	h.logger.Info("signing keys from configured secrets", zap.Int("secrets", ring.Len()), zap.String("realm", realm))
 	return ring, nil
 }
 

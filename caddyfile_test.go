@@ -179,7 +179,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"secret " + testSecret + "\nrotate 1d", "rotate, check_interval and storage apply only to the storage key ring"},
 		{"sign a\nrealm \"caf\u00e9\"", "realm: byte 4 is not printable ASCII"},
 		{"sign a\nrealm " + strings.Repeat("r", 129), "realm: 129 bytes, at most 128"},
-		{"sign a\nrealm {env.SC_UNSET_REALM}", "realm:"},
+		{"sign a\nrealm {env.SC_UNSET_REALM}", "realm: evaluated placeholder {env.SC_UNSET_REALM} is empty"},
+		{"sign a\nrealm shop-{system.hostname}", "realm: placeholder {system.hostname} is not allowed"},
+		{"sign a\nrealm {time.now.unix}", "realm: placeholder {time.now.unix} is not allowed"},
+		{"sign a\nrealm \" shop\"", "realm: begins or ends with a space"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

@@ -50,8 +50,9 @@ type Handler struct {
 	// Realm separates this handler's keys from those of other handlers that share its secrets
 	// or storage key ring: the keys are derived from the secrets and the realm, so a cookie
 	// signed in one realm is invalid in another. Handlers (and Caddy instances) that must
-	// accept each other's cookies use the same realm. At most 128 printable ASCII bytes;
-	// placeholders ({env.X}) are resolved at Provision.
+	// accept each other's cookies use the same realm (compared byte for byte). At most 128
+	// printable ASCII bytes, no space at either end; {env.*} and {file.*} placeholders are
+	// resolved at Provision (no others: a realm must not vary between instances or reloads).
 	// Default: none (every handler with the same secrets accepts the same cookies). Changing
 	// it invalidates every cookie already issued.
 	Realm string `json:"realm,omitempty"`
@@ -289,7 +290,7 @@ func (h *Handler) checkConfig() error {
 	if time.Duration(h.MaxAge) < time.Second {
 		return fmt.Errorf("signed_cookies: max_age: %s is under 1s (JSON durations are nanoseconds or strings like \"30d\")", time.Duration(h.MaxAge))
 	}
-	if err := checkRealm(h.Realm); err != nil {
+	if err := checkRealmPlaceholders(h.Realm); err != nil {
 		return fmt.Errorf("signed_cookies: realm: %v", err)
 	}
 	if len(h.Secrets) > 0 && (h.Rotate != 0 || h.StorageRaw != nil || h.CheckInterval != 0) {
@@ -450,8 +451,30 @@ func (h *Handler) Validate() error {
 	return h.checkConfig()
 }
 
-// checkRealm allows printable ASCII, so that a realm reads the same in every config format
-// and log line.
+// checkRealmPlaceholders allows {env.*} and {file.*} only: a realm must be the same on every
+// instance and after every reload ({system.hostname} or {time.*} would silently invalidate
+// every cookie).
+func checkRealmPlaceholders(realm string) error {
+	for rest := realm; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return nil
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return nil
+		}
+		key := rest[i+1 : i+j]
+		if !strings.HasPrefix(key, "env.") && !strings.HasPrefix(key, "file.") {
+			return fmt.Errorf("placeholder {%s} is not allowed: only {env.*} and {file.*}, which stay the same across instances and reloads", key)
+		}
+		rest = rest[i+j+1:]
+	}
+}
+
+// checkRealm checks a resolved realm: printable ASCII without spaces at either end, so that a
+// realm reads the same in every config format and log line, and a stray space in an
+// environment variable does not make a different realm. Realms compare byte for byte.
 func checkRealm(realm string) error {
 	if len(realm) > 128 {
 		return fmt.Errorf("%d bytes, at most 128", len(realm))
@@ -460,6 +483,9 @@ func checkRealm(realm string) error {
 		if realm[i] < 0x20 || realm[i] > 0x7e {
 			return fmt.Errorf("byte %d is not printable ASCII", i+1)
 		}
+	}
+	if strings.TrimSpace(realm) != realm {
+		return errors.New("begins or ends with a space")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -236,56 +237,53 @@ func upstreamSets(hdr http.Header, name string) bool {
 // (Fastly, Varnish) and Akamai's Edge-Control get no-store in place of their lifetimes, other
 // directives (content="ESI/1.0") kept; nginx's X-Accel-Expires becomes 0.
 func ensurePrivate(hdr http.Header) {
-	makePrivate(hdr, "Cache-Control")
+	privateRewrite.apply(hdr, "Cache-Control")
 	const suffix = "-Cache-Control"
 	for name := range hdr {
 		switch {
 		case len(name) > len(suffix) && strings.EqualFold(name[len(name)-len(suffix):], suffix):
-			makePrivate(hdr, name)
+			privateRewrite.apply(hdr, name)
 		case strings.EqualFold(name, "Surrogate-Control"), strings.EqualFold(name, "Edge-Control"):
-			makeNoStore(hdr, name)
+			noStoreRewrite.apply(hdr, name)
 		case strings.EqualFold(name, "X-Accel-Expires"):
 			hdr[name] = []string{"0"}
 		}
 	}
 }
 
-// makePrivate adds private to the cache directives in hdr[field], dropping public and
-// s-maxage; private or no-store already there leave it as it is.
-func makePrivate(hdr http.Header, field string) {
-	var kept []string
-	for _, v := range hdr[field] {
-		for d := range strings.SplitSeq(v, ",") {
-			d = strings.TrimSpace(d)
-			name, _, _ := strings.Cut(d, "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "private", "no-store":
-				return
-			case "public", "s-maxage", "":
-				continue
-			}
-			kept = append(kept, d)
-		}
-	}
-	hdr[field] = []string{strings.Join(append(kept, "private"), ", ")}
+// Directive rewrites for ensurePrivate: a cache field gets private (unless private or no-store
+// is there already), a surrogate field no-store in place of its lifetimes and of a negated
+// no-store (Edge-Control's !no-store).
+var (
+	privateRewrite = directiveRewrite{add: "private", enough: []string{"private", "no-store"}, drop: []string{"public", "s-maxage"}}
+	noStoreRewrite = directiveRewrite{add: "no-store", drop: []string{"max-age", "cache-maxage", "!no-store", "no-store"}}
+)
+
+// directiveRewrite edits a comma-separated directive field: the directives named in drop go,
+// and add is appended, unless one named in enough is present (then the field stays as it is).
+// Names compare without case; other directives are kept as written.
+type directiveRewrite struct {
+	add          string
+	enough, drop []string
 }
 
-// makeNoStore adds no-store to the surrogate directives in hdr[field], dropping those that
-// give a lifetime (max-age, cache-maxage) or undo no-store (!no-store).
-func makeNoStore(hdr http.Header, field string) {
+func (dr directiveRewrite) apply(hdr http.Header, field string) {
 	var kept []string
 	for _, v := range hdr[field] {
 		for d := range strings.SplitSeq(v, ",") {
 			d = strings.TrimSpace(d)
 			name, _, _ := strings.Cut(d, "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "max-age", "cache-maxage", "!no-store", "no-store", "":
+			name = strings.ToLower(strings.TrimSpace(name))
+			if slices.Contains(dr.enough, name) {
+				return
+			}
+			if name == "" || slices.Contains(dr.drop, name) {
 				continue
 			}
 			kept = append(kept, d)
 		}
 	}
-	hdr[field] = []string{strings.Join(append(kept, "no-store"), ", ")}
+	hdr[field] = []string{strings.Join(append(kept, dr.add), ", ")}
 }
 
 // Interface guards

@@ -164,11 +164,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 	}
-	// One string for the Cookie header and the ID (which ends it unless stripped), one
-	// allocation for both header slices.
 	if st.issue || st.resign || len(st.clear) > 0 {
 		st.https = isHTTPS(r) // only a cookie set on the response needs it
 	}
+	// One string for the Cookie header and the ID (which ends it unless stripped), one
+	// allocation for both header slices and the placeholders.
 	var cookieHdr, id string
 	if st.res.Changed && len(st.res.Header) > 0 {
 		cookieHdr = string(st.res.Header)

@@ -126,13 +126,13 @@ func (h *Handler) rewriteSetCookie(line string, st *requestState) (string, bool)
 	if !ok {
 		return line, true
 	}
-	if h.track != nil && sc.Name == h.track.name {
-		h.drop(sc.Name, "tracking_name")
-		return "", false
-	}
 	ri := h.jar.Match(sc.Name)
 	if ri < 0 {
 		return line, true
+	}
+	if ri == h.trackRule { // the visitor cookie is the module's alone
+		h.drop(sc.Name, "tracking_name")
+		return "", false
 	}
 	if sc.IsDeletion(time.Unix(st.now, 0)) {
 		return line, true
@@ -164,7 +164,7 @@ func (h *Handler) strip1xx(hdr http.Header) {
 	}
 	kept := lines[:0:0]
 	for _, line := range lines {
-		if sc, ok := cookie.ParseSetCookie(line); ok && (h.jar.Match(sc.Name) >= 0 || h.track != nil && sc.Name == h.track.name) {
+		if sc, ok := cookie.ParseSetCookie(line); ok && h.jar.Match(sc.Name) >= 0 { // the visitor cookie's rule included
 			h.drop(sc.Name, "informational")
 			continue
 		}

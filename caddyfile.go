@@ -2,6 +2,7 @@ package signedcookies
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -51,8 +52,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    on_invalid drop|reject
 //	}
 //
-// With no track, sign or encrypt at all, the directive tracks visitors with the defaults.
-// Placeholders in secret are kept as written and resolved at Provision.
+// secret, sign and encrypt may be repeated, adding to the list. Keywords compare without
+// case (same_site Lax). With no track, sign or encrypt at all, the directive tracks visitors
+// with the defaults. Placeholders are kept as written and resolved at Provision; every other
+// value is checked here, with the words Provision would use.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -61,81 +64,75 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
-		if seen[sub] {
-			return d.Errf("duplicate subdirective %q", sub)
+		switch sub {
+		case "secret", "sign", "encrypt":
+			// lists: repeatable
+		default:
+			if seen[sub] {
+				return d.Errf("duplicate subdirective %q", sub)
+			}
 		}
 		seen[sub] = true
+		var err error
 		switch sub {
 		case "secret":
-			h.Secrets = d.RemainingArgs()
-			if len(h.Secrets) == 0 {
-				return d.ArgErr()
-			}
-		case "realm":
-			if !d.AllArgs(&h.Realm) {
-				return d.ArgErr()
-			}
-		case "rotate":
-			dur, err := parseDuration(d)
-			if err != nil {
-				return err
-			}
-			h.Rotate = dur
-		case "check_interval":
-			dur, err := parseDuration(d)
-			if err != nil {
-				return err
-			}
-			h.CheckInterval = dur
-		case "storage":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			name := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, "caddy.storage."+name)
-			if err != nil {
-				return err
-			}
-			st, ok := unm.(caddy.StorageConverter)
-			if !ok {
-				return d.Errf("module %s is not a storage module", name)
-			}
-			h.StorageRaw = caddyconfig.JSONModuleObject(st, "module", name, nil)
-		case "track":
-			t, err := parseTrack(d)
-			if err != nil {
-				return err
-			}
-			h.Track = t
+			err = appendArgs(d, &h.Secrets)
 		case "sign":
-			h.Sign = d.RemainingArgs()
-			if len(h.Sign) == 0 {
-				return d.ArgErr()
-			}
+			err = appendArgs(d, &h.Sign)
 		case "encrypt":
-			h.Encrypt = d.RemainingArgs()
-			if len(h.Encrypt) == 0 {
-				return d.ArgErr()
-			}
+			err = appendArgs(d, &h.Encrypt)
+		case "realm":
+			h.Realm, err = oneArg(d)
+		case "rotate":
+			h.Rotate, err = parseDuration(d)
+		case "check_interval":
+			h.CheckInterval, err = parseDuration(d)
+		case "storage":
+			err = h.parseStorage(d)
+		case "track":
+			h.Track, err = parseTrack(d)
 		case "max_age":
-			dur, err := parseDuration(d)
-			if err != nil {
-				return err
-			}
-			h.MaxAge = dur
+			h.MaxAge, err = parseDuration(d)
 		case "on_invalid":
-			v, err := oneOf(d, "drop", "reject")
-			if err != nil {
-				return err
-			}
-			h.OnInvalid = v
+			h.OnInvalid, err = keyword(d, "on_invalid", "drop", "reject")
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
+		if err != nil {
+			return err
+		}
 	}
-	if h.Track == nil && len(h.Sign) == 0 && len(h.Encrypt) == 0 {
-		h.Track = &Track{}
+	return h.checkParsed(d)
+}
+
+// checkParsed runs the configuration checks on a copy with the defaults, as Provision will.
+func (h *Handler) checkParsed(d *caddyfile.Dispenser) error {
+	c := *h
+	if h.Track != nil {
+		t := *h.Track
+		c.Track = &t
 	}
+	c.setDefaults()
+	if err := c.check(); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+func (h *Handler) parseStorage(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "caddy.storage."+name)
+	if err != nil {
+		return err
+	}
+	st, ok := unm.(caddy.StorageConverter)
+	if !ok {
+		return d.Errf("module %s is not a storage module", name)
+	}
+	h.StorageRaw = caddyconfig.JSONModuleObject(st, "module", name, nil)
 	return nil
 }
 
@@ -167,17 +164,17 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 		case "header":
 			t.Header, err = oneArg(d)
 		case "forward":
-			t.Forward, err = oneOf(d, "plain", "strip")
+			t.Forward, err = keyword(d, "track: forward", "plain", "strip")
 		case "secure":
-			t.Secure, err = oneOf(d, "auto", "on", "off")
+			t.Secure, err = keyword(d, "track: secure", "auto", "on", "off")
 		case "http_only":
 			var v string
-			if v, err = oneOf(d, "on", "off"); err == nil {
+			if v, err = keyword(d, "track: http_only", "on", "off"); err == nil {
 				on := v == "on"
 				t.HTTPOnly = &on
 			}
 		case "same_site":
-			t.SameSite, err = oneOf(d, "lax", "strict", "none")
+			t.SameSite, err = keyword(d, "track: same_site", "lax", "strict", "none")
 		case "partitioned":
 			t.Partitioned, err = noArgs(d)
 		case "encrypt":
@@ -198,6 +195,16 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 	return t, nil
 }
 
+// appendArgs adds the remaining arguments (at least one) to a list.
+func appendArgs(d *caddyfile.Dispenser, list *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*list = append(*list, args...)
+	return nil
+}
+
 func oneArg(d *caddyfile.Dispenser) (string, error) {
 	if !d.NextArg() {
 		return "", d.ArgErr()
@@ -209,18 +216,17 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 	return v, nil
 }
 
-func oneOf(d *caddyfile.Dispenser, allowed ...string) (string, error) {
-	sub := d.Val()
+// keyword reads one of the allowed keywords, in any case; it returns it in lower case.
+func keyword(d *caddyfile.Dispenser, field string, allowed ...string) (string, error) {
 	v, err := oneArg(d)
 	if err != nil {
 		return "", err
 	}
-	for _, a := range allowed {
-		if v == a {
-			return v, nil
-		}
+	v = strings.ToLower(v)
+	if err := oneOf(field, v, allowed...); err != nil {
+		return "", d.Errf("%v", err)
 	}
-	return "", d.Errf("%s: %q is not one of %v", sub, v, allowed)
+	return v, nil
 }
 
 func noArgs(d *caddyfile.Dispenser) (bool, error) {

@@ -21,7 +21,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	cases := []struct {
 		name, input, want, err string
 	}{
-		{name: "bare directive tracks with defaults", input: `signed_cookies`, want: `{"track":{}}`},
+		{name: "bare directive: the defaults (a visitor cookie) apply at Provision", input: `signed_cookies`, want: `{}`},
 		{name: "sign only, no tracking", input: `signed_cookies {
 sign session
 }`, want: `{"sign":["session"]}`},
@@ -50,7 +50,7 @@ sign session
 			rotate 12h
 			check_interval 30s
 			storage file_system /var/lib/keys
-		}`, want: `{"rotate":43200000000000,"check_interval":30000000000,"storage":{"module":"file_system","root":"/var/lib/keys"},"track":{}}`},
+		}`, want: `{"rotate":43200000000000,"check_interval":30000000000,"storage":{"module":"file_system","root":"/var/lib/keys"}}`},
 		{name: "domain", input: `signed_cookies {
 track {
 domain example.com
@@ -65,7 +65,13 @@ when not header User-Agent *bot*
 		{name: "argument on directive", input: `signed_cookies foo`, err: "wrong argument count"},
 		{name: "unknown subdirective", input: "signed_cookies {\n sing session\n}", err: `unrecognized subdirective "sing", at Testfile:2`},
 		{name: "unknown track subdirective", input: "signed_cookies {\n track {\n maxage 1d\n }\n}", err: `track: unrecognized subdirective "maxage", at Testfile:3`},
-		{name: "repeated subdirective", input: "signed_cookies {\n sign a\n sign b\n}", err: `duplicate subdirective "sign", at Testfile:3`},
+		{name: "repeated subdirective", input: "signed_cookies {\n max_age 1d\n max_age 2d\n}", err: `duplicate subdirective "max_age", at Testfile:3`},
+		{name: "lists repeat and add up", input: "signed_cookies {\n sign a b\n sign c\n encrypt d\n encrypt e\n secret {env.A}\n secret {env.B}\n}",
+			want: `{"secrets":["{env.A}","{env.B}"],"sign":["a","b","c"],"encrypt":["d","e"]}`},
+		{name: "keywords in any case", input: "signed_cookies {\n track {\n same_site Lax\n secure AUTO\n forward Plain\n http_only On\n }\n on_invalid Drop\n}",
+			want: `{"track":{"forward":"plain","secure":"auto","http_only":true,"same_site":"lax"},"on_invalid":"drop"}`},
+		{name: "values checked at adapt", input: "signed_cookies {\n track {\n max_age 500d\n }\n}", err: "track: max_age: 12000h0m0s is not between 1s and 400 days"},
+		{name: "literal secret checked at adapt", input: "signed_cookies {\n secret AAAA\n}", err: "secret 1 decodes to 3 bytes"},
 		{name: "repeated track subdirective", input: "signed_cookies {\n track {\n path /\n path /a\n }\n}", err: `duplicate subdirective "path"`},
 		{name: "secret without value", input: `signed_cookies {
 secret
@@ -87,27 +93,27 @@ rotate -1h
 }`, err: `rotate: duration "-1h" must be positive`},
 		{name: "bad on_invalid", input: `signed_cookies {
 on_invalid explode
-}`, err: `on_invalid: "explode" is not one of [drop reject]`},
+}`, err: `on_invalid: "explode" is not one of drop, reject, at Testfile:2`},
 		{name: "bad forward", input: `signed_cookies {
 track {
 forward maybe
 }
-}`, err: `forward: "maybe" is not one of [plain strip]`},
+}`, err: `track: forward: "maybe" is not one of plain, strip`},
 		{name: "bad secure", input: `signed_cookies {
 track {
 secure yes
 }
-}`, err: `secure: "yes" is not one of [auto on off]`},
+}`, err: `track: secure: "yes" is not one of auto, on, off`},
 		{name: "bad same_site", input: `signed_cookies {
 track {
 same_site loose
 }
-}`, err: `same_site: "loose" is not one of [lax strict none]`},
+}`, err: `track: same_site: "loose" is not one of lax, strict, none`},
 		{name: "bad http_only", input: `signed_cookies {
 track {
 http_only true
 }
-}`, err: `http_only: "true" is not one of [on off]`},
+}`, err: `track: http_only: "true" is not one of on, off`},
 		{name: "flag with argument", input: `signed_cookies {
 track {
 partitioned yes
@@ -174,8 +180,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"track {\nconsent \"a b\"\n}", "track: consent:"},
 		{"sign \"[\"", "sign:"},
 		{"sign a\nencrypt a", `sign: "a" is already listed in encrypt`},
-		{"track\nsign vid", `sign: "vid" is the tracking cookie's name`},
-		{"track\nsign v*", `pattern "v*" matches the tracking cookie "vid"`},
+		{"track\nsign vid", `sign/encrypt: "vid" matches the visitor cookie "vid", which track manages`},
+		{"track\nsign v*", `sign/encrypt: "v*" matches the visitor cookie "vid"`},
 		{"secret " + testSecret + "\nrotate 1d", "rotate, check_interval and storage apply only to the storage key ring"},
 		{"sign a\nrealm \"caf\u00e9\"", "realm: byte 4 is not printable ASCII"},
 		{"sign a\nrealm " + strings.Repeat("r", 129), "realm: 129 bytes, at most 128"},
@@ -194,7 +200,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// The JSON config gets the same checks (nothing to do, unknown values), as `caddy validate` shows.
+// The JSON config gets the same checks as the Caddyfile, as `caddy validate` shows.
 func TestCaddyValidateCLI(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -213,13 +219,14 @@ func TestCaddyValidateCLI(t *testing.T) {
 	bad := write("bad.json", `{"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[
 		{"handler":"signed_cookies","sign":["session"],"on_invalid":"explode"}]}]}}}}}`)
 	out, err := run("validate --config " + bad)
-	if err == nil || !strings.Contains(out, `on_invalid: \"explode\" is not drop or reject`) {
+	if err == nil || !strings.Contains(out, `on_invalid: \"explode\" is not one of drop, reject`) {
 		t.Errorf("caddy validate of a bad on_invalid: err %v, output:\n%s", err, out)
 	}
+	// An empty handler tracks visitors with the defaults, as the bare Caddyfile directive does.
 	empty := write("empty.json", `{"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[
-		{"handler":"signed_cookies"}]}]}}}}}`)
+		{"handler":"signed_cookies","secrets":["`+testSecret+`"]}]}]}}}}}`)
 	out, err = run("validate --config " + empty)
-	if err == nil || !strings.Contains(out, "nothing to do: configure track, sign or encrypt") {
+	if err != nil || !strings.Contains(out, "Valid configuration") {
 		t.Errorf("caddy validate of an empty handler: err %v, output:\n%s", err, out)
 	}
 	nanos := write("nanos.json", `{"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[

@@ -6,6 +6,7 @@ package signedcookies
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -40,11 +41,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// testSecret is a fixed 32-byte secret for tests.
-var testSecret = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+// fixedSecret is a 32-byte secret that looks random (the module refuses ones that do not),
+// the same on every run.
+func fixedSecret(label string) string {
+	sum := sha256.Sum256([]byte(label))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
 
-// otherSecret is a second, different secret.
-var otherSecret = base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+// testSecret is a fixed secret for tests; otherSecret a second, different one.
+var testSecret, otherSecret = fixedSecret("test secret"), fixedSecret("other secret")
 
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -312,4 +317,10 @@ func upstreamCookie(r *http.Request, name string) (string, int) {
 		}
 	}
 	return v, n
+}
+
+// isIDHeaderSpelling reports whether k is X-Visitor-Id as lenient stacks read it (any case,
+// '_' or '.' for '-').
+func isIDHeaderSpelling(k string) bool {
+	return strings.EqualFold(strings.NewReplacer("_", "-", ".", "-").Replace(k), "x-visitor-id")
 }

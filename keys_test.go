@@ -388,7 +388,7 @@ func TestKeyRingGoroutineEnds(t *testing.T) {
 func keyRingGoroutines() int {
 	var b bytes.Buffer
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-	return strings.Count(b.String(), "(*storedKeys).start")
+	return strings.Count(b.String(), "(*sharedRing).run")
 }
 
 // A damaged key ring object fails the load with an error saying what to do; it is never

@@ -1,12 +1,20 @@
-// Metrics on Caddy's registry: created once per process, registered again on every
-// Provision (a config reload gets a fresh registry), never labelled with a value or an ID.
+// Metrics and logs of what the policy did: metrics count every event, created once per
+// process and registered again on every Provision (a config reload gets a fresh registry);
+// warnings are bounded per request (by the engine) and across requests (here), so a flood of
+// bad requests cannot fill the disk. Neither ever carries a value or an ID.
+
 package signedcookies
 
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
 
 type metrics struct {
@@ -55,4 +63,97 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// report counts and logs what a pass did.
+func (h *Handler) report(rp *engine.Report) {
+	m := h.metrics
+	if rp.Verified > 0 {
+		m.verified.Add(float64(rp.Verified))
+	}
+	if rp.Issued > 0 {
+		m.issued.Add(float64(rp.Issued))
+	}
+	if rp.Resigned > 0 {
+		m.resigned.Add(float64(rp.Resigned))
+	}
+	if rp.Signed > 0 {
+		m.signed.Add(float64(rp.Signed))
+	}
+	if len(rp.Events) == 0 && rp.Unlisted == 0 {
+		return // nothing was dropped (the counts below are all zero)
+	}
+	for _, r := range engine.Reasons() {
+		if n := rp.Invalid[r]; n > 0 {
+			m.invalid.WithLabelValues(r.String()).Add(float64(n))
+		}
+		if n := rp.Dropped[r]; n > 0 {
+			m.dropped.WithLabelValues(r.String()).Add(float64(n))
+		}
+	}
+	for _, e := range rp.Events {
+		h.logEvent(e)
+	}
+	if rp.Unlisted > 0 && warnings.allow(h.now()) {
+		if c := h.logger.Check(zapcore.WarnLevel, "more cookies dropped"); c != nil {
+			c.Write(zap.Int("count", rp.Unlisted))
+		}
+	}
+}
+
+func (h *Handler) logEvent(e engine.Event) {
+	msg, level := "invalid cookie dropped", zapcore.WarnLevel
+	switch {
+	case e.Noise:
+		msg, level = "unparsable cookie pair dropped", zapcore.DebugLevel
+	case e.Response:
+		msg = "Set-Cookie dropped"
+	}
+	c := h.logger.Check(level, msg)
+	if c == nil || level >= zapcore.WarnLevel && !warnings.allow(h.now()) {
+		return
+	}
+	fields := []zap.Field{zap.String("cookie", e.Name), zap.String("reason", e.Reason.String())}
+	if n := warnings.takeSuppressed(); n > 0 {
+		fields = append(fields, zap.Int("suppressed_before", n))
+	}
+	c.Write(fields...)
+}
+
+// warnings bounds the warning lines all handlers write: a burst, then a steady rate. The
+// lines held back are counted and reported with the next one written.
+var warnings = &logLimiter{rate: 10, burst: 100}
+
+type logLimiter struct {
+	mu         sync.Mutex
+	rate       float64 // lines per second
+	burst      float64
+	tokens     float64
+	last       time.Time
+	suppressed int
+}
+
+func (l *logLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = l.burst
+	} else {
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.suppressed++
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+func (l *logLimiter) takeSuppressed() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.suppressed
+	l.suppressed = 0
+	return n
 }

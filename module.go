@@ -4,42 +4,38 @@
 package signedcookies
 
 import (
-	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-const (
-	day = 24 * time.Hour
-
-	defaultTrackName    = "vid"
-	defaultTrackMaxAge  = 365 * day
-	maxTrackMaxAge      = 400 * day // browsers cap cookie lifetimes here
-	defaultTrackRefresh = 7 * day
-	defaultIDHeader     = "X-Visitor-Id"
-	defaultMaxAge       = 400 * day
-	defaultRotate       = 30 * day
-	defaultCheck        = time.Minute
-	browserCookieLimit  = 4096 // name + value, what browsers store
-)
-
-// Handler signs, verifies and issues cookies. See the README for the Caddyfile syntax.
+// Handler signs, verifies and issues cookies (module http.handlers.signed_cookies; Caddyfile
+// directive signed_cookies, ordered before header).
+//
+// On every request it sets the placeholders {http.signed_cookies.visitor_id} (the verified or
+// new visitor ID, a UUID; empty without one), {http.signed_cookies.visitor_new} (true when
+// the ID was issued on this request) and {http.signed_cookies.invalid} (names of the cookies
+// dropped, comma separated). With Caddy's metrics enabled it counts, on Caddy's registry:
+// caddy_signed_cookies_issued_total, _verified_total, _resigned_total, _signed_total,
+// _invalid_total{reason} (request cookies not forwarded) and _dropped_total{reason} (upstream
+// Set-Cookie lines not sent). Logs and metrics carry cookie names and reasons, never values.
+//
+// A handler with neither track, sign nor encrypt tracks visitors with the defaults.
 type Handler struct {
 	// Secrets are base64 strings of at least 32 random bytes. The first signs; all verify,
 	// which is how a secret is rotated. Placeholders ({env.X}, {file.X}) are resolved at
@@ -70,7 +66,8 @@ type Handler struct {
 	// Default: Caddy's configured storage.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
 
-	// Track configures the signed visitor-ID cookie. Absent: no visitor cookie is issued.
+	// Track configures the signed visitor-ID cookie. Absent: no visitor cookie is issued,
+	// unless Sign and Encrypt are empty too (then the defaults apply).
 	Track *Track `json:"track,omitempty"`
 
 	// Sign lists the upstream cookies (names or path.Match globs) that leave signed: the
@@ -80,23 +77,21 @@ type Handler struct {
 	// Encrypt lists the upstream cookies (names or globs) that leave signed and encrypted.
 	Encrypt []string `json:"encrypt,omitempty"`
 
-	// MaxAge is the oldest signature accepted on upstream cookies. Default: 400 days.
+	// MaxAge is the oldest signature accepted on upstream cookies; a cookie the upstream sets
+	// with a shorter Max-Age or Expires verifies only that long. Default: 400 days.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
 	// OnInvalid is what happens to a request carrying a managed cookie that fails to verify
 	// (or a look-alike of one): "drop" (default) forgets it and clears it in the browser (a
 	// bad visitor cookie is replaced by a new ID; a valid one is kept even when another
-	// cookie is bad); "reject" answers 400 through Caddy's error handling.
+	// cookie is bad); "reject" answers 400 through Caddy's error handling and clears it too.
 	OnInvalid string `json:"on_invalid,omitempty"`
 
-	logger    *zap.Logger
-	metrics   *metrics
-	jar       *cookie.Jar
-	codecs    []*cookie.Codec // every codec, for key ring swaps
-	trackRule int             // jar rule of the visitor cookie, -1 without tracking
-	track     *trackRuntime
-	keys      *storedKeys // nil with configured secrets
-	now       func() time.Time
+	logger  *zap.Logger
+	metrics *metrics
+	policy  *engine.Policy
+	keys    *ringUse // the storage key ring in use; nil with configured secrets
+	now     func() time.Time
 }
 
 // Track configures the visitor-ID cookie.
@@ -134,7 +129,7 @@ type Track struct {
 	// HTTPOnly hides the cookie from JavaScript. Default: true.
 	HTTPOnly *bool `json:"http_only,omitempty"`
 
-	// SameSite is "lax" (default), "strict" or "none".
+	// SameSite is "lax" (default), "strict" or "none" (any case).
 	SameSite string `json:"same_site,omitempty"`
 
 	// Partitioned sets the CHIPS Partitioned attribute.
@@ -155,23 +150,6 @@ type Track struct {
 	WhenRaw caddy.ModuleMap `json:"when,omitempty" caddy:"namespace=http.matchers"`
 }
 
-type trackRuntime struct {
-	name         string
-	codec        *cookie.Codec
-	refresh      int64 // seconds
-	header       string
-	headerNorm   string // lower case, '_' and '.' as '-'; empty with header off
-	strip        bool
-	secure       string
-	attrs        string // "; Path=/; Max-Age=...; HttpOnly; SameSite=Lax" without Secure
-	forceSecure  bool
-	consentName  string
-	consentValue string
-	consentAny   bool
-	honorGPC     bool
-	when         caddyhttp.MatcherSet
-}
-
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -180,375 +158,206 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults, loads the keys and prepares everything the hot path needs.
+// Provision sets defaults, checks the configuration, loads the keys and compiles the policy.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.now = time.Now
-	h.trackRule = -1
-	if h.MaxAge == 0 {
-		h.MaxAge = caddy.Duration(defaultMaxAge)
-	}
-	if h.OnInvalid == "" {
-		h.OnInvalid = "drop"
-	}
-	if h.Track != nil {
-		h.Track.setDefaults()
-	}
-	// Checked before anything with side effects (the storage key ring is created on load).
-	if err := h.checkConfig(); err != nil {
+	h.setDefaults()
+	if err := h.check(); err != nil {
 		return err
 	}
-
 	m, err := registerMetrics(ctx.GetMetricsRegistry())
 	if err != nil {
 		return err
 	}
 	h.metrics = m
 
-	ring, err := h.loadKeys(ctx)
+	realm, err := resolveRealm(h.Realm)
+	if err != nil {
+		return fmt.Errorf("realm: %v", err)
+	}
+	var ring *cookie.KeyRing
+	var keyID string
+	if len(h.Secrets) > 0 {
+		ring, keyID, err = h.configuredKeys(realm)
+	} else {
+		h.keys, err = useStorageRing(ctx, h, realm)
+		if err == nil {
+			ring, keyID = h.keys.ring(), h.keys.id()
+		}
+	}
 	if err != nil {
 		return err
 	}
 
-	var rules []cookie.Rule
-	if t := h.Track; t != nil {
-		tr, err := h.provisionTrack(ctx, ring)
-		if err != nil {
-			return err
-		}
-		h.track = tr
-		h.trackRule = len(rules)
-		// Stripped by the jar: serve.go forwards the ID once it knows it is well formed.
-		rules = append(rules, cookie.Rule{Pattern: t.Name, Codec: tr.codec, Strip: true})
-		h.codecs = append(h.codecs, tr.codec)
+	cfg := engine.Config{
+		Sign:    h.Sign,
+		Encrypt: h.Encrypt,
+		MaxAge:  time.Duration(h.MaxAge),
+		Reject:  h.OnInvalid == "reject",
+		KeyID:   keyID,
+		Name:    h.describe(),
+		IsHTTPS: isHTTPS,
 	}
-	if len(h.Encrypt) > 0 {
-		c := cookie.NewCodec(ring, cookie.Options{Encrypt: true, MaxAge: time.Duration(h.MaxAge)})
-		h.codecs = append(h.codecs, c)
-		for _, p := range h.Encrypt {
-			rules = append(rules, cookie.Rule{Pattern: p, Codec: c})
-		}
+	var codecs []*cookie.Codec
+	if h.keys != nil {
+		cfg.Refresh = h.keys.refreshOnDemand
 	}
 	if len(h.Sign) > 0 {
-		c := cookie.NewCodec(ring, cookie.Options{MaxAge: time.Duration(h.MaxAge)})
-		h.codecs = append(h.codecs, c)
-		for _, p := range h.Sign {
-			rules = append(rules, cookie.Rule{Pattern: p, Codec: c})
-		}
+		cfg.SignCodec = cookie.NewCodec(ring, cookie.Options{MaxAge: cfg.MaxAge})
+		codecs = append(codecs, cfg.SignCodec)
 	}
-	h.jar, err = cookie.NewJar(rules...)
-	if err != nil {
-		return err
+	if len(h.Encrypt) > 0 {
+		cfg.EncryptCodec = cookie.NewCodec(ring, cookie.Options{Encrypt: true, MaxAge: cfg.MaxAge})
+		codecs = append(codecs, cfg.EncryptCodec)
+	}
+	if h.Track != nil {
+		if cfg.Visitor, err = h.visitorConfig(ctx, ring); err != nil {
+			return err
+		}
+		codecs = append(codecs, cfg.Visitor.Codec)
 	}
 	if h.keys != nil {
-		h.keys.start(ctx, h)
+		h.keys.follow(codecs...)
+	}
+	h.policy = engine.New(cfg)
+	return checkComposition(ctx, h)
+}
+
+// Cleanup releases the storage key ring.
+func (h *Handler) Cleanup() error {
+	if h.keys != nil {
+		h.keys.release()
 	}
 	return nil
 }
 
-func (t *Track) setDefaults() {
-	if t.Name == "" {
-		t.Name = defaultTrackName
-	}
-	if t.MaxAge == 0 {
-		t.MaxAge = caddy.Duration(defaultTrackMaxAge)
-	}
-	if t.Refresh == 0 {
-		t.Refresh = caddy.Duration(defaultTrackRefresh)
-	}
-	if t.Path == "" {
-		t.Path = "/"
-	}
-	if t.Header == "" {
-		t.Header = defaultIDHeader
-	}
-	if t.Forward == "" {
-		t.Forward = "plain"
-	}
-	if t.Secure == "" {
-		t.Secure = "auto"
-	}
-	if t.HTTPOnly == nil {
-		on := true
-		t.HTTPOnly = &on
-	}
-	if t.SameSite == "" {
-		t.SameSite = "lax"
-	}
-}
-
-// checkConfig reports the first configuration error, naming the field.
-func (h *Handler) checkConfig() error {
+func (h *Handler) setDefaults() {
 	if h.Track == nil && len(h.Sign) == 0 && len(h.Encrypt) == 0 {
-		return errors.New("signed_cookies: nothing to do: configure track, sign or encrypt")
+		h.Track = new(Track)
 	}
-	if h.OnInvalid != "drop" && h.OnInvalid != "reject" {
-		return fmt.Errorf("signed_cookies: on_invalid: %q is not drop or reject", h.OnInvalid)
+	if h.MaxAge == 0 {
+		h.MaxAge = caddy.Duration(defaultMaxAge)
 	}
-	// Signatures carry whole seconds: a shorter duration (a JSON number of nanoseconds such as
-	// 3600) would silently mean "no expiry".
-	if time.Duration(h.MaxAge) < time.Second {
-		return fmt.Errorf("signed_cookies: max_age: %s is under 1s (JSON durations are nanoseconds or strings like \"30d\")", time.Duration(h.MaxAge))
-	}
-	if err := checkRealmPlaceholders(h.Realm); err != nil {
-		return fmt.Errorf("signed_cookies: realm: %v", err)
-	}
-	if len(h.Secrets) > 0 && (h.Rotate != 0 || h.StorageRaw != nil || h.CheckInterval != 0) {
-		return errors.New("signed_cookies: rotate, check_interval and storage apply only to the storage key ring, not with secret")
-	}
-	if h.Rotate < 0 || h.CheckInterval < 0 {
-		return errors.New("signed_cookies: rotate and check_interval must be positive")
-	}
-	rotate, check := cmp.Or(time.Duration(h.Rotate), defaultRotate), cmp.Or(time.Duration(h.CheckInterval), defaultCheck)
-	if rotate < time.Second || rotate < 2*check {
-		return fmt.Errorf("signed_cookies: rotate: %s must be at least 1s and twice check_interval (%s), so a new secret reaches every instance before the next", rotate, check)
-	}
-	seen := map[string]string{}
-	for _, l := range []struct {
-		field string
-		names []string
-	}{{"encrypt", h.Encrypt}, {"sign", h.Sign}} {
-		for _, p := range l.names {
-			if err := checkPattern(p); err != nil {
-				return fmt.Errorf("signed_cookies: %s: %v", l.field, err)
-			}
-			if prev, dup := seen[p]; dup {
-				return fmt.Errorf("signed_cookies: %s: %q is already listed in %s", l.field, p, prev)
-			}
-			seen[p] = l.field
-		}
+	h.OnInvalid = cmpOr(strings.ToLower(h.OnInvalid), "drop")
+	if len(h.Secrets) == 0 {
+		h.Rotate = cmpOr(h.Rotate, caddy.Duration(defaultRotate))
+		h.CheckInterval = cmpOr(h.CheckInterval, caddy.Duration(defaultCheck))
 	}
 	if t := h.Track; t != nil {
-		if err := t.check(); err != nil {
-			return fmt.Errorf("signed_cookies: track: %v", err)
+		t.Name = cmpOr(t.Name, defaultTrackName)
+		t.MaxAge = cmpOr(t.MaxAge, caddy.Duration(defaultTrackMaxAge))
+		t.Refresh = cmpOr(t.Refresh, caddy.Duration(defaultTrackRefresh))
+		t.Path = cmpOr(t.Path, "/")
+		t.Header = cmpOr(t.Header, defaultIDHeader)
+		t.Forward = cmpOr(strings.ToLower(t.Forward), "plain")
+		t.Secure = cmpOr(strings.ToLower(t.Secure), "auto")
+		t.SameSite = cmpOr(strings.ToLower(t.SameSite), "lax")
+		if t.HTTPOnly == nil {
+			on := true
+			t.HTTPOnly = &on
 		}
-		if field, dup := seen[t.Name]; dup {
-			return fmt.Errorf("signed_cookies: %s: %q is the tracking cookie's name", field, t.Name)
-		}
-		for _, p := range append(append([]string{}, h.Sign...), h.Encrypt...) {
-			if ok, _ := path.Match(p, t.Name); ok {
-				return fmt.Errorf("signed_cookies: pattern %q matches the tracking cookie %q; the tracking cookie is managed by track", p, t.Name)
-			}
-		}
-	}
-	return nil
-}
-
-func (t *Track) check() error {
-	if err := checkToken(t.Name); err != nil {
-		return fmt.Errorf("name: %v", err)
-	}
-	if time.Duration(t.MaxAge) < time.Second || time.Duration(t.MaxAge) > maxTrackMaxAge {
-		return fmt.Errorf("max_age: %s is not between 1s and 400 days (browsers cap cookies at 400 days)", time.Duration(t.MaxAge))
-	}
-	if time.Duration(t.Refresh) < time.Second || t.Refresh > t.MaxAge {
-		return fmt.Errorf("refresh: %s must be at least 1s and at most max_age", time.Duration(t.Refresh))
-	}
-	if !strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, ";\r\n\x00") {
-		return fmt.Errorf("path: %q must start with / and hold no ';' or control characters", t.Path)
-	}
-	if t.Domain != "" && (strings.ContainsAny(t.Domain, "; \t\r\n\x00/") || strings.Trim(t.Domain, ".") == "") {
-		return fmt.Errorf("domain: %q is not a domain", t.Domain)
-	}
-	if t.Header != "off" {
-		if err := checkToken(t.Header); err != nil {
-			return fmt.Errorf("header: %v", err)
-		}
-		switch strings.ToLower(t.Header) {
-		case "cookie", "host", "connection", "content-length", "transfer-encoding":
-			return fmt.Errorf("header: %q cannot carry the visitor ID", t.Header)
-		}
-	}
-	switch t.Forward {
-	case "plain", "strip":
-	default:
-		return fmt.Errorf("forward: %q is not plain or strip", t.Forward)
-	}
-	switch t.Secure {
-	case "auto", "on", "off":
-	default:
-		return fmt.Errorf("secure: %q is not auto, on or off", t.Secure)
-	}
-	switch t.SameSite {
-	case "lax", "strict", "none":
-	default:
-		return fmt.Errorf("same_site: %q is not lax, strict or none", t.SameSite)
-	}
-	needSecure := ""
-	switch {
-	case strings.HasPrefix(t.Name, "__Host-"):
-		if t.Path != "/" || t.Domain != "" {
-			return fmt.Errorf("name: a __Host- cookie needs path / and no domain")
-		}
-		needSecure = "a __Host- name"
-	case strings.HasPrefix(t.Name, "__Secure-"):
-		needSecure = "a __Secure- name"
-	case t.SameSite == "none":
-		needSecure = "same_site none"
-	case t.Partitioned:
-		needSecure = "partitioned"
-	}
-	if needSecure != "" && t.Secure == "off" {
-		return fmt.Errorf("secure: %s requires Secure; secure off is not allowed", needSecure)
-	}
-	if t.Consent != "" {
-		name, _, _ := strings.Cut(t.Consent, "=")
-		if err := checkToken(name); err != nil {
-			return fmt.Errorf("consent: %v", err)
-		}
-	}
-	return nil
-}
-
-func (h *Handler) provisionTrack(ctx caddy.Context, ring *cookie.KeyRing) (*trackRuntime, error) {
-	t := h.Track
-	tr := &trackRuntime{
-		name:     t.Name,
-		codec:    cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)}),
-		refresh:  int64(time.Duration(t.Refresh) / time.Second),
-		strip:    t.Forward == "strip",
-		secure:   t.Secure,
-		honorGPC: t.HonorGPC,
-	}
-	if t.Header != "off" {
-		tr.header = http.CanonicalHeaderKey(t.Header)
-		tr.headerNorm = normalizeHeaderName(t.Header)
-	}
-	tr.forceSecure = strings.HasPrefix(t.Name, "__Host-") || strings.HasPrefix(t.Name, "__Secure-") ||
-		t.SameSite == "none" || t.Partitioned
-	if t.Consent != "" {
-		name, value, hasValue := strings.Cut(t.Consent, "=")
-		tr.consentName, tr.consentValue, tr.consentAny = name, value, !hasValue
-	}
-	var b strings.Builder
-	b.WriteString("; Path=" + t.Path)
-	if t.Domain != "" {
-		b.WriteString("; Domain=" + t.Domain)
-	}
-	fmt.Fprintf(&b, "; Max-Age=%d", int64(time.Duration(t.MaxAge)/time.Second))
-	if *t.HTTPOnly {
-		b.WriteString("; HttpOnly")
-	}
-	b.WriteString("; SameSite=" + map[string]string{"lax": "Lax", "strict": "Strict", "none": "None"}[t.SameSite])
-	if t.Partitioned {
-		b.WriteString("; Partitioned")
-	}
-	tr.attrs = b.String()
-	if t.WhenRaw != nil {
-		mods, err := ctx.LoadModule(t, "WhenRaw")
-		if err != nil {
-			return nil, fmt.Errorf("signed_cookies: track: when: %v", err)
-		}
-		for _, m := range mods.(map[string]any) {
-			tr.when = append(tr.when, m)
-		}
-	}
-	return tr, nil
-}
-
-// Validate only reads: the configuration checks, with the defaults Provision set.
-func (h *Handler) Validate() error {
-	return h.checkConfig()
-}
-
-// checkRealmPlaceholders allows {env.*} and {file.*} only: a realm must be the same on every
-// instance and after every reload ({system.hostname} or {time.*} would silently invalidate
-// every cookie).
-func checkRealmPlaceholders(realm string) error {
-	for rest := realm; ; {
-		i := strings.IndexByte(rest, '{')
-		if i < 0 {
-			return nil
-		}
-		j := strings.IndexByte(rest[i:], '}')
-		if j < 0 {
-			return nil
-		}
-		key := rest[i+1 : i+j]
-		if !strings.HasPrefix(key, "env.") && !strings.HasPrefix(key, "file.") {
-			return fmt.Errorf("placeholder {%s} is not allowed: only {env.*} and {file.*}, which stay the same across instances and reloads", key)
-		}
-		rest = rest[i+j+1:]
 	}
 }
 
-// checkRealm checks a resolved realm: printable ASCII without spaces at either end, so that a
-// realm reads the same in every config format and log line, and a stray space in an
-// environment variable does not make a different realm. Realms compare byte for byte.
-func checkRealm(realm string) error {
-	if len(realm) > 128 {
-		return fmt.Errorf("%d bytes, at most 128", len(realm))
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
 	}
-	for i := 0; i < len(realm); i++ {
-		if realm[i] < 0x20 || realm[i] > 0x7e {
-			return fmt.Errorf("byte %d is not printable ASCII", i+1)
-		}
-	}
-	if strings.TrimSpace(realm) != realm {
-		return errors.New("begins or ends with a space")
-	}
-	return nil
+	return v
 }
 
-// loadKeys resolves the realm and the configured secrets, or opens the storage key ring.
-func (h *Handler) loadKeys(ctx caddy.Context) (*cookie.KeyRing, error) {
+// configuredKeys resolves the configured secrets into a key ring. The key ID identifies the
+// keys without revealing them.
+func (h *Handler) configuredKeys(realm string) (*cookie.KeyRing, string, error) {
 	repl := caddy.NewReplacer()
-	realm, err := repl.ReplaceOrErr(h.Realm, true, true)
-	if err == nil {
-		err = checkRealm(realm)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("signed_cookies: realm: %v", err)
-	}
-	if len(h.Secrets) == 0 {
-		stor := ctx.Storage()
-		if h.StorageRaw != nil {
-			mod, err := ctx.LoadModule(h, "StorageRaw")
-			if err != nil {
-				return nil, fmt.Errorf("signed_cookies: storage: %v", err)
-			}
-			stor, err = mod.(caddy.StorageConverter).CertMagicStorage()
-			if err != nil {
-				return nil, fmt.Errorf("signed_cookies: storage: %v", err)
-			}
-		}
-		rotate, check := cmp.Or(time.Duration(h.Rotate), defaultRotate), cmp.Or(time.Duration(h.CheckInterval), defaultCheck)
-		h.keys = newStoredKeys(stor, realm, rotate, check, h.longestLifetime(), h.logger)
-		ring, err := h.keys.load(ctx)
-		if err == nil {
-			err = selfTest(ring)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("signed_cookies: key ring in storage: %v", err)
-		}
-		h.logger.Info("signing keys from the storage key ring", zap.Int("secrets", ring.Len()),
-			zap.String("realm", realm), zap.Duration("rotate", rotate), zap.Duration("check_interval", check))
-		return ring, nil
-	}
 	secrets := make([][]byte, len(h.Secrets))
+	id := sha256.New()
+	fmt.Fprintf(id, "realm %q;", realm)
 	for i, s := range h.Secrets {
 		v, err := repl.ReplaceOrErr(s, true, true)
 		if err != nil {
 			// the error names the placeholder, never a value
-			return nil, fmt.Errorf("signed_cookies: secret %d: %v", i+1, err)
+			return nil, "", fmt.Errorf("secret %d: %v", i+1, err)
 		}
 		if secrets[i], err = cookie.ParseSecret(v); err != nil {
-			return nil, fmt.Errorf("signed_cookies: secret %d %v", i+1, err)
+			return nil, "", fmt.Errorf("secret %d %v", i+1, err)
 		}
+		id.Write(secrets[i])
+		id.Write([]byte{0})
 	}
 	ring, err := cookie.NewRealmKeyRing(realm, secrets...)
 	if err != nil {
-		return nil, fmt.Errorf("signed_cookies: %v", err)
+		return nil, "", err
 	}
 	if err := selfTest(ring); err != nil {
-		return nil, fmt.Errorf("signed_cookies: %v", err)
+		return nil, "", err
 	}
 	h.logger.Info("signing keys from configured secrets", zap.Int("secrets", ring.Len()), zap.String("realm", realm))
-	return ring, nil
+	return ring, "secrets:" + hex.EncodeToString(id.Sum(nil)), nil
 }
 
-// selfTest round-trips a value through every key so that a broken key fails the config load,
-// not the first request.
+// visitorConfig is the engine's view of Track.
+func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engine.Visitor, error) {
+	t := h.Track
+	fingerprint, err := json.Marshal(t) // before loading the matchers, which frees their JSON
+	if err != nil {
+		return nil, err
+	}
+	v := &engine.Visitor{
+		Name:        t.Name,
+		Codec:       cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)}),
+		MaxAge:      time.Duration(t.MaxAge),
+		Refresh:     time.Duration(t.Refresh),
+		Domain:      t.Domain,
+		Path:        t.Path,
+		Strip:       t.Forward == "strip",
+		Secure:      map[string]engine.Secure{"auto": engine.SecureAuto, "on": engine.SecureOn, "off": engine.SecureOff}[t.Secure],
+		HTTPOnly:    *t.HTTPOnly,
+		SameSite:    map[string]engine.SameSite{"lax": engine.SameSiteLax, "strict": engine.SameSiteStrict, "none": engine.SameSiteNone}[t.SameSite],
+		Partitioned: t.Partitioned,
+		HonorGPC:    t.HonorGPC,
+		Consent:     t.Consent,
+		Fingerprint: string(fingerprint),
+	}
+	if !strings.EqualFold(t.Header, "off") {
+		v.Header = t.Header
+	}
+	if t.WhenRaw != nil {
+		mods, err := ctx.LoadModule(t, "WhenRaw")
+		if err != nil {
+			return nil, fmt.Errorf("track: when: %v", err)
+		}
+		var when caddyhttp.MatcherSet
+		for _, m := range mods.(map[string]any) {
+			when = append(when, m)
+		}
+		v.Gate = func(r *http.Request) bool {
+			ok, err := when.MatchWithError(r)
+			return err == nil && ok
+		}
+	}
+	return v, nil
+}
+
+// describe names the handler in errors and logs by what it manages.
+func (h *Handler) describe() string {
+	var parts []string
+	if h.Track != nil {
+		parts = append(parts, "track "+h.Track.Name)
+	}
+	if len(h.Sign) > 0 {
+		parts = append(parts, "sign "+strings.Join(h.Sign, " "))
+	}
+	if len(h.Encrypt) > 0 {
+		parts = append(parts, "encrypt "+strings.Join(h.Encrypt, " "))
+	}
+	return "signed_cookies {" + strings.Join(parts, "; ") + "}"
+}
+
+// selfTest round-trips a value through the signing key so that a broken key fails the config
+// load, not the first request.
 func selfTest(ring *cookie.KeyRing) error {
 	for _, enc := range []bool{false, true} {
 		c := cookie.NewCodec(ring, cookie.Options{Encrypt: enc})
@@ -563,31 +372,21 @@ func selfTest(ring *cookie.KeyRing) error {
 	return nil
 }
 
-// longestLifetime is how long a cookie signed with a retired secret can still be valid.
-func (h *Handler) longestLifetime() time.Duration {
-	d := time.Duration(h.MaxAge)
-	if h.Track != nil && time.Duration(h.Track.MaxAge) > d {
-		d = time.Duration(h.Track.MaxAge)
+// isHTTPS reports whether the client's connection is HTTPS, directly or through a trusted
+// proxy that says so.
+func isHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
 	}
-	return d
-}
-
-// setKeyRing swaps the keys of every codec (storage key ring rotation).
-func (h *Handler) setKeyRing(r *cookie.KeyRing) {
-	for _, c := range h.codecs {
-		c.SetKeyRing(r)
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		return strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
 	}
-}
-
-func (h *Handler) logInvalid(name, reason string) {
-	if c := h.logger.Check(zapcore.WarnLevel, "invalid cookie dropped"); c != nil {
-		c.Write(zap.String("cookie", name), zap.String("reason", reason))
-	}
+	return false
 }
 
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -208,7 +208,7 @@ func TestSpoofedIDHeaderRemoved(t *testing.T) {
 		"Connection", "X-Visitor-Id, Cookie")
 	r := up.last()
 	for k, v := range r.Header {
-		if sameHeaderName(k, "x-visitor-id") && (len(v) != 1 || !uuidV4.MatchString(v[0]) || k != "X-Visitor-Id") {
+		if isIDHeaderSpelling(k) && (len(v) != 1 || !uuidV4.MatchString(v[0]) || k != "X-Visitor-Id") {
 			t.Errorf("upstream got %s: %q, want only the module's ID", k, v)
 		}
 	}

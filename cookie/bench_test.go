@@ -1,10 +1,7 @@
 package cookie
 
 import (
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/securecookie"
 )
@@ -90,75 +87,6 @@ func BenchmarkDecode(b *testing.B) {
 			if _, err := ours.AppendDecode(buf[:0], "vid", bad); err != ErrBadMAC {
 				b.Fatal(err)
 			}
-		}
-	})
-}
-
-// benchCookieHeader is a Cookie header with n unmanaged pairs (analytics-like names and
-// values) and one signed "session".
-func benchCookieHeader(tb testing.TB, tj testJar, n int) string {
-	parts := []string{"session=" + tj.signed(tb, "session", "alice")}
-	for i := 0; i < n; i++ {
-		parts = append(parts, "_ga_"+strconv.Itoa(i)+"=GS1.1."+strconv.Itoa(1700000000+i)+".4.1.1700000300.0.0.0")
-	}
-	return strings.Join(parts, "; ")
-}
-
-func BenchmarkRebuild(b *testing.B) {
-	tj := newTestJar(b)
-	// A real clock: the bench codecs of newTestJar would expire the values after an hour.
-	tj.sign = NewCodec(tj.sign.KeyRing(), Options{})
-	j, err := NewJar(Rule{Pattern: "session", Codec: tj.sign}, Rule{Pattern: "sess_*", Codec: tj.sign},
-		Rule{Pattern: "enc", Codec: tj.encr})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tj.Jar = j
-	for _, n := range []int{1, 10, 50} {
-		lines := []string{benchCookieHeader(b, tj, n)}
-		b.Run("unmanaged="+strconv.Itoa(n), func(b *testing.B) {
-			b.ReportAllocs()
-			var res Result
-			for b.Loop() {
-				if err := tj.Rebuild(&res, lines); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if len(res.Found) != 1 || len(res.Dropped) != 0 {
-				b.Fatalf("found %d, dropped %d", len(res.Found), len(res.Dropped))
-			}
-		})
-	}
-}
-
-func BenchmarkSetCookieSplice(b *testing.B) {
-	line := "session=alice; Path=/; Domain=example.com; Expires=Wed, 21 Oct 2099 07:28:00 GMT; HttpOnly; Secure; SameSite=Lax"
-	c, _ := benchCodecs(b, false)
-	now := time.Now()
-	b.Run("parse+splice", func(b *testing.B) {
-		b.ReportAllocs()
-		var buf []byte
-		for b.Loop() {
-			sc, ok := ParseSetCookie(line)
-			if !ok || sc.IsDeletion(now) {
-				b.Fatal("not a cookie")
-			}
-			buf = sc.AppendSplice(buf[:0], []byte("signed-value"))
-		}
-	})
-	b.Run("parse+encode+splice", func(b *testing.B) {
-		b.ReportAllocs()
-		var buf, enc []byte
-		for b.Loop() {
-			sc, ok := ParseSetCookie(line)
-			if !ok || sc.IsDeletion(now) {
-				b.Fatal("not a cookie")
-			}
-			var err error
-			if enc, err = c.AppendEncode(enc[:0], sc.Name, []byte(sc.Value)); err != nil {
-				b.Fatal(err)
-			}
-			buf = sc.AppendSplice(buf[:0], enc)
 		}
 	})
 }

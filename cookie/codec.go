@@ -209,7 +209,7 @@ func (c *Codec) AppendDecodeAt(dst []byte, name, value string, now int64) (Decod
 	// s.a = name|ts|b64payload|mac
 	a := append(s.a[:0], name...)
 	a = append(a, '|')
-	a, err := b64.AppendDecode(a, unsafeBytes(value))
+	a, err := b64.AppendDecode(a, []byte(value))
 	s.a = a
 	if err != nil {
 		return Decoded{Value: dst}, ErrMalformed
@@ -238,8 +238,8 @@ func (c *Codec) AppendDecodeAt(dst []byte, name, value string, now int64) (Decod
 	if keyIndex < 0 {
 		return Decoded{Value: dst}, ErrBadMAC
 	}
-	ts, ok := parseInt(b[:i])
-	if !ok {
+	ts, err := strconv.ParseInt(string(b[:i]), 10, 64)
+	if err != nil {
 		return Decoded{Value: dst}, ErrMalformed
 	}
 	if c.maxAge != 0 && now == 0 {
@@ -277,41 +277,4 @@ func indexPipe(b []byte, from int) int {
 		}
 	}
 	return -1
-}
-
-// parseInt is strconv.ParseInt(string(b), 10, 64) without the allocation of its error.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	neg := false
-	switch b[0] {
-	case '+', '-':
-		neg = b[0] == '-'
-		b = b[1:]
-		if len(b) == 0 {
-			return 0, false
-		}
-	}
-	var n uint64
-	const cutoff = 1 << 63
-	for _, ch := range b {
-		if ch < '0' || ch > '9' {
-			return 0, false
-		}
-		if n > (cutoff-1)/10+1 {
-			return 0, false
-		}
-		n = n*10 + uint64(ch-'0')
-		if n > cutoff {
-			return 0, false
-		}
-	}
-	if !neg && n >= cutoff {
-		return 0, false
-	}
-	if neg {
-		return -int64(n), true
-	}
-	return int64(n), true
 }

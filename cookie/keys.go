@@ -28,8 +28,9 @@ const (
 	blockKeyInfo = "signed_cookies v1 aes-256"
 )
 
-// ParseSecret decodes a base64 secret (standard or URL alphabet, padded or not) and checks
-// its length. Errors never include the secret.
+// ParseSecret decodes a base64 secret (standard or URL alphabet, padded or not), checks its
+// length, and refuses a secret that is evidently not random (see weakness): anyone could guess
+// it and forge cookies. Errors follow "secret N " and never include the secret.
 func ParseSecret(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -47,6 +48,12 @@ func ParseSecret(s string) ([]byte, error) {
 	}
 	if len(b) < MinSecretBytes {
 		return nil, fmt.Errorf("decodes to %d bytes, need at least %d", len(b), MinSecretBytes)
+	}
+	if len(b) > MaxSecretBytes {
+		return nil, fmt.Errorf("decodes to %d bytes, at most %d allowed", len(b), MaxSecretBytes)
+	}
+	if w := weakness(b); w != "" {
+		return nil, fmt.Errorf("%s; %s", w, makeSecret)
 	}
 	return b, nil
 }

@@ -1,12 +1,12 @@
-// Request header hygiene and name checks: the parser differentials between Go and the
-// upstream (PHP, Rack, Flask…) that would let a client smuggle a visitor ID past the module.
-package signedcookies
+// Request and response header hygiene: the parser differentials between Go and the upstream
+// (PHP, Rack, Flask…) that would let a client deliver a header the module controls, and the
+// response fields that would carry a cookie past the rewrite.
+
+package engine
 
 import (
-	"errors"
-	"fmt"
+	"io"
 	"net/http"
-	"path"
 	"strings"
 )
 
@@ -42,6 +42,12 @@ func sameHeaderName(k, norm string) bool {
 	return true
 }
 
+// controls reports whether a request header named k is one the policy sets for the upstream
+// (in any spelling), so that no client copy of it may reach the upstream.
+func (p *Policy) controls(k string) bool {
+	return sameHeaderName(k, "cookie") || p.visitor != nil && p.visitor.headerNorm != "" && sameHeaderName(k, p.visitor.headerNorm)
+}
+
 // scrubHeader removes every client copy of the visitor ID header, in any spelling.
 func scrubHeader(h http.Header, norm string) {
 	for k := range h {
@@ -51,12 +57,45 @@ func scrubHeader(h http.Header, norm string) {
 	}
 }
 
-// scrubConnection removes Connection tokens naming Cookie or the ID header: reverse_proxy
-// deletes the headers a Connection header names, which would drop the ones set here.
-func scrubConnection(h http.Header, t *trackRuntime) {
-	removeTokens(h, "Connection", func(tok string) bool {
-		return sameHeaderName(tok, "cookie") || t != nil && t.headerNorm != "" && sameHeaderName(tok, t.headerNorm)
-	})
+// scrubConnection removes Connection tokens naming a header the policy controls:
+// reverse_proxy deletes the headers a Connection header names, which would drop the ones the
+// policy set.
+func (p *Policy) scrubConnection(h http.Header) {
+	removeTokens(h, "Connection", p.controls)
+}
+
+// guardTrailers keeps the client from delivering a controlled header as a request trailer:
+// reverse_proxy forwards trailers, and Apache's MergeTrailers or Tomcat's allowedTrailerHeaders
+// fold them into the headers the app reads. Announced ones go now; those net/http fills in when
+// the body ends go then, before anything downstream copies them.
+func (p *Policy) guardTrailers(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength >= 0 && r.Trailer == nil {
+		return // no trailers can come
+	}
+	p.scrubTrailers(r.Trailer)
+	r.Body = &trailerGuard{ReadCloser: r.Body, r: r, p: p}
+}
+
+func (p *Policy) scrubTrailers(t http.Header) {
+	for k := range t {
+		if p.controls(k) {
+			delete(t, k)
+		}
+	}
+}
+
+type trailerGuard struct {
+	io.ReadCloser
+	r *http.Request
+	p *Policy
+}
+
+func (g *trailerGuard) Read(b []byte) (int, error) {
+	n, err := g.ReadCloser.Read(b)
+	if err == io.EOF {
+		g.p.scrubTrailers(g.r.Trailer)
+	}
+	return n, err
 }
 
 // dropTrailerCookies removes Set-Cookie set as a trailer: trailers are not rewritten, so a
@@ -101,36 +140,4 @@ func removeTokens(h http.Header, key string, drop func(tok string) bool) {
 		return
 	}
 	h[key] = []string{strings.Join(kept, ", ")}
-}
-
-func isTokenChar(c byte) bool {
-	return c > 0x20 && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
-}
-
-func checkToken(s string) error {
-	if s == "" {
-		return errors.New("empty")
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
-			return fmt.Errorf("%q has a character not allowed in a name", s)
-		}
-	}
-	return nil
-}
-
-// checkPattern accepts a cookie name or a path.Match glob over cookie-name characters.
-func checkPattern(p string) error {
-	if p == "" {
-		return errors.New("empty cookie name")
-	}
-	if _, err := path.Match(p, ""); err != nil {
-		return fmt.Errorf("%q: %v", p, err)
-	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; !isTokenChar(c) && !strings.ContainsRune(`*?[]\`, rune(c)) {
-			return fmt.Errorf("%q has a character not allowed in a cookie name", p)
-		}
-	}
-	return nil
 }

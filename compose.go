@@ -1,0 +1,506 @@
+// How the signed_cookies handlers of a config are composed, checked once when it loads:
+// handlers that cannot share a request path (the same cookie managed two ways, two visitor
+// cookies), a handler no request can reach (after reverse_proxy in the same route), cookies
+// that need Secure on a site served only over plain HTTP, and handlers that share keys and a
+// cookie name without a realm. Caddy provisions a config's handlers one by one; the first
+// signed_cookies handler reads the whole HTTP app (routes already provisioned and routes
+// still in JSON alike) and checks it. Compositions this cannot see (inside reverse_proxy's
+// handle_response, say) are checked per request by the engine, which refuses them with a 500.
+
+package signedcookies
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/engine"
+)
+
+// checked holds the HTTP apps whose composition was checked, until their config unloads.
+var checked sync.Map // *caddyhttp.App → struct{}
+
+// checkComposition checks the composition of the config h belongs to, once per config.
+func checkComposition(ctx caddy.Context, h *Handler) error {
+	mods := ctx.Modules()
+	if len(mods) == 0 {
+		return nil
+	}
+	app, ok := mods[0].(*caddyhttp.App)
+	if !ok {
+		return nil // provisioned outside an HTTP app (tests, benchmarks)
+	}
+	if _, done := checked.LoadOrStore(app, struct{}{}); done {
+		return nil
+	}
+	ctx.OnCancel(func() { checked.Delete(app) })
+	c := &composer{logger: h.logger}
+	for _, name := range sortedKeys(app.Servers) {
+		c.server(name, app.Servers[name])
+	}
+	c.sharedKeys()
+	return c.err
+}
+
+// handlerAt is a signed_cookies handler found in the config, and where.
+type handlerAt struct {
+	h      *Handler
+	policy *engine.Policy
+	where  string
+	id     int
+}
+
+func (x *handlerAt) String() string { return fmt.Sprintf("%s (%s)", x.policy, x.where) }
+
+// state is where a request can be: the handlers it went through (a bit each) and the route
+// groups already satisfied (Caddy runs one route per group per request).
+type state struct {
+	through uint64
+	groups  string // sorted, NUL-separated
+	// paths are the path matchers the request matched on the way: each one is a list of
+	// patterns (\x01-separated) of which the path matches one; lists are NUL-separated.
+	paths string
+}
+
+// maxStates bounds the states followed at one point; past it, the check stops following
+// groups (it then may see paths that cannot happen, never miss one).
+const maxStates = 1024
+
+type composer struct {
+	logger   *zap.Logger
+	handlers []*handlerAt
+	err      error
+	named    map[string]*caddyhttp.Route
+	nodes    map[string][]handlerNode
+	reached  map[int]bool
+	seen     map[[2]int]bool
+	plain    bool // the server being checked serves only plain HTTP
+}
+
+func (c *composer) server(name string, srv *caddyhttp.Server) {
+	c.named, c.reached, c.seen, c.nodes = srv.NamedRoutes, map[int]bool{}, map[[2]int]bool{}, map[string][]handlerNode{}
+	c.plain = len(srv.TLSConnPolicies) == 0 && srv.TrustedProxiesRaw == nil &&
+		reflect.ValueOf(srv).Elem().FieldByName("trustedProxies").IsNil()
+	first := len(c.handlers)
+	where := "server " + name
+	c.collect(srv.Routes, where)
+	for _, n := range sortedKeys(srv.NamedRoutes) {
+		c.collect(caddyhttp.RouteList{*srv.NamedRoutes[n]}, "named route "+n)
+	}
+	all := []state{{}}
+	c.routes(srv.Routes, []state{{}}, where, &all)
+	if srv.Errors != nil {
+		// The error routes run after an error anywhere on the primary path.
+		c.collect(srv.Errors.Routes, where+" errors")
+		c.routes(srv.Errors.Routes, all, where+" errors", nil)
+	}
+	for _, x := range c.handlers[first:] {
+		if !c.reached[x.id] && !strings.HasPrefix(x.where, "named route") {
+			c.fail(fmt.Errorf("%s never runs: every request that reaches it was answered before (by reverse_proxy, respond, file_server… earlier in the same route); place it before the handler that answers", x))
+		}
+	}
+}
+
+// collect records every signed_cookies handler of a route list, reachable or not.
+func (c *composer) collect(list caddyhttp.RouteList, where string) {
+	for i := range list {
+		rw := fmt.Sprintf("%s, route %d", where, i)
+		for j, hn := range c.handlersOf(&list[i], rw) {
+			hw := fmt.Sprintf("%s, handler %d", rw, j)
+			switch hn.kind {
+			case kindOurs:
+				c.found(hn.ours, hw)
+			case kindSubroute:
+				c.collect(hn.routes, hw+" (subroute)")
+				c.collect(hn.errors, hw+" (subroute errors)")
+			}
+		}
+	}
+}
+
+func (c *composer) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// routes follows a route list from the incoming states and returns the states that fall
+// through its end. Every state met is added to all, when given (for the error routes).
+func (c *composer) routes(list caddyhttp.RouteList, in []state, where string, all *[]state) []state {
+	cur := in
+	for i := range list {
+		r := &list[i]
+		var next []state
+		rw := fmt.Sprintf("%s, route %d", where, i)
+		matchers := len(r.MatcherSetsRaw) > 0 || len(r.MatcherSets) > 0
+		paths, onlyPaths := pathsOf(r)
+		for _, s := range cur {
+			if r.Group != "" && slices.Contains(strings.Split(s.groups, "\x00"), r.Group) {
+				next = append(next, s) // its group already ran a route
+				continue
+			}
+			if matchers {
+				next = append(next, s) // it may not match
+			}
+			if onlyPaths {
+				if !pathsMayMatch(s.paths, paths) {
+					continue // no path matches both this route and one matched before
+				}
+				s.paths = addPaths(s.paths, paths)
+			}
+			ran := c.chain(r, s, rw, all)
+			if r.Terminal {
+				continue // nothing after a terminal route runs
+			}
+			for _, t := range ran {
+				if r.Group != "" {
+					t.groups = addGroup(t.groups, r.Group)
+				}
+				next = append(next, t)
+			}
+		}
+		cur = dedupe(next)
+	}
+	if all != nil {
+		*all = dedupe(append(*all, cur...))
+	}
+	return cur
+}
+
+// pathsOf returns the patterns of a route whose only matcher is a path matcher.
+func pathsOf(r *caddyhttp.Route) ([]string, bool) {
+	var ps []string
+	switch {
+	case len(r.MatcherSetsRaw) == 1 && len(r.MatcherSetsRaw[0]) == 1 && r.MatcherSetsRaw[0]["path"] != nil:
+		if json.Unmarshal(r.MatcherSetsRaw[0]["path"], &ps) != nil {
+			return nil, false
+		}
+	case len(r.MatcherSets) == 1 && len(r.MatcherSets[0]) == 1:
+		switch m := r.MatcherSets[0][0].(type) {
+		case caddyhttp.MatchPath:
+			ps = m
+		case *caddyhttp.MatchPath:
+			ps = *m
+		default:
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	for i := range ps {
+		ps[i] = strings.ToLower(ps[i]) // Caddy's path matcher ignores case
+	}
+	return ps, len(ps) > 0
+}
+
+// pathsMayMatch reports whether some path can match one pattern of ps and of every list
+// matched before.
+func pathsMayMatch(before string, ps []string) bool {
+	if before == "" {
+		return true
+	}
+	for list := range strings.SplitSeq(before, "\x00") {
+		if !slices.ContainsFunc(strings.Split(list, "\x01"), func(q string) bool {
+			return slices.ContainsFunc(ps, func(p string) bool { return engine.PathPatternsOverlap(p, q) })
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+func addPaths(before string, ps []string) string {
+	list := strings.Join(ps, "\x01")
+	if before == "" {
+		return list
+	}
+	if slices.Contains(strings.Split(before, "\x00"), list) {
+		return before
+	}
+	return before + "\x00" + list
+}
+
+func addGroup(groups, g string) string {
+	gs := strings.Split(groups, "\x00")
+	if groups == "" {
+		gs = nil
+	}
+	gs = append(gs, g)
+	slices.Sort(gs)
+	return strings.Join(gs, "\x00")
+}
+
+func dedupe(ss []state) []state {
+	slices.SortFunc(ss, func(a, b state) int {
+		if a.through != b.through {
+			if a.through < b.through {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a.groups, b.groups); c != 0 {
+			return c
+		}
+		return strings.Compare(a.paths, b.paths)
+	})
+	ss = slices.Compact(ss)
+	if len(ss) > maxStates {
+		for i := range ss {
+			ss[i].groups, ss[i].paths = "", ""
+		}
+		ss = dedupe(ss)
+	}
+	return ss
+}
+
+// chain follows one route's handlers from state s; it returns the states at the route's end
+// (none when a handler always answers).
+func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state) []state {
+	cur := []state{s}
+	for i, hn := range c.handlersOf(r, where) {
+		hw := fmt.Sprintf("%s, handler %d", where, i)
+		var next []state
+		for _, s := range cur {
+			switch hn.kind {
+			case kindOurs:
+				x := c.found(hn.ours, hw)
+				c.reached[x.id] = true
+				if x.id >= 64 {
+					next = append(next, s) // past what a state holds: checked per request only
+					continue
+				}
+				for _, y := range c.handlers {
+					if y.id < 64 && s.through&(1<<y.id) != 0 && !c.seen[[2]int{y.id, x.id}] {
+						c.seen[[2]int{y.id, x.id}] = true
+						if err := engine.Compose(y.policy, x.policy); err != nil {
+							c.fail(fmt.Errorf("%s and %s are on one request path: %v", y, x, err.(*engine.ConflictError).Why))
+						}
+					}
+				}
+				s.through |= 1 << x.id
+				next = append(next, s)
+			case kindSubroute:
+				out := c.routes(hn.routes, []state{s}, hw+" (subroute)", all)
+				if hn.errors != nil {
+					var inner []state
+					c.routes(hn.routes, []state{s}, hw+" (subroute)", &inner)
+					out = append(out, c.routes(hn.errors, inner, hw+" (subroute errors)", all)...)
+				}
+				next = append(next, out...)
+			case kindInvoke:
+				if nr := c.named[hn.name]; nr != nil {
+					next = append(next, c.routes(caddyhttp.RouteList{*nr}, []state{s}, "named route "+hn.name, all)...)
+				}
+			case kindResponder:
+				// answers: nothing after it in this route runs
+			default:
+				next = append(next, s)
+			}
+		}
+		cur = dedupe(next)
+		if all != nil {
+			*all = dedupe(append(*all, cur...))
+		}
+	}
+	return cur
+}
+
+// found returns the record of a signed_cookies handler, made the first time it is met.
+func (c *composer) found(h *Handler, where string) *handlerAt {
+	for _, x := range c.handlers {
+		if x.where == where {
+			return x
+		}
+	}
+	x := &handlerAt{h: h, policy: h.compositionPolicy(), where: where, id: len(c.handlers)}
+	c.handlers = append(c.handlers, x)
+	if need := h.needsSecure(); need != "" && c.plain {
+		c.logger.Warn("a cookie that needs Secure on a site served only over plain HTTP: browsers other than on localhost refuse it, and every request gets a new visitor ID",
+			zap.String("handler", x.String()), zap.String("needs_secure", need))
+	}
+	return x
+}
+
+// sharedKeys warns about handlers that share keys without a realm and manage one cookie
+// name: each accepts the cookies the other issued.
+func (c *composer) sharedKeys() {
+	for i, x := range c.handlers {
+		for _, y := range c.handlers[i+1:] {
+			if x.h.Realm != "" || y.h.Realm != "" || x.h.keySource() != y.h.keySource() || x.where == y.where {
+				continue
+			}
+			if name := sharedName(x.h, y.h); name != "" {
+				c.logger.Warn("two handlers share keys and a cookie name without a realm: each accepts the cookies the other issued; give each its own realm",
+					zap.String("cookie", name), zap.String("first", x.String()), zap.String("second", y.String()))
+			}
+		}
+	}
+}
+
+// keySource identifies the keys a handler uses, as configured.
+func (h *Handler) keySource() string {
+	if len(h.Secrets) > 0 {
+		return "secrets:" + strings.Join(h.Secrets, " ")
+	}
+	return "storage:" + string(h.StorageRaw)
+}
+
+func sharedName(a, b *Handler) string {
+	names := func(h *Handler) []string {
+		n := append(append([]string{}, h.Sign...), h.Encrypt...)
+		if h.Track != nil {
+			n = append(n, h.Track.Name)
+		}
+		return n
+	}
+	for _, x := range names(a) {
+		for _, y := range names(b) {
+			if engine.PatternsOverlap(x, y) {
+				return x
+			}
+		}
+	}
+	return ""
+}
+
+// compositionPolicy compiles a handler's configuration without keys: enough to compare it.
+func (h *Handler) compositionPolicy() *engine.Policy {
+	cfg := engine.Config{Sign: h.Sign, Encrypt: h.Encrypt, MaxAge: defaultMaxAge, Name: h.describe(),
+		KeyID: h.keySource() + "\x00realm:" + h.Realm}
+	if h.MaxAge != 0 {
+		cfg.MaxAge = time.Duration(h.MaxAge)
+	}
+	if t := h.Track; t != nil {
+		fp, _ := json.Marshal(t)
+		cfg.Visitor = &engine.Visitor{Name: t.Name, Path: "/", Fingerprint: string(fp)}
+	}
+	return engine.New(cfg)
+}
+
+// needsSecure names what makes the handler's cookies need the Secure attribute, if anything.
+func (h *Handler) needsSecure() string {
+	t := h.Track
+	if t == nil {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(t.Name, "__Host-"), strings.HasPrefix(t.Name, "__Secure-"):
+		return "the name " + t.Name
+	case strings.EqualFold(t.SameSite, "none"):
+		return "same_site none"
+	case t.Partitioned:
+		return "partitioned"
+	case strings.EqualFold(t.Secure, "on"):
+		return "secure on"
+	}
+	return ""
+}
+
+type handlerKind uint8
+
+const (
+	kindOther handlerKind = iota
+	kindOurs
+	kindSubroute
+	kindInvoke
+	kindResponder
+)
+
+type handlerNode struct {
+	kind           handlerKind
+	ours           *Handler
+	routes, errors caddyhttp.RouteList
+	name           string
+}
+
+// responders always answer (or fail) without calling the next handler.
+var responders = map[string]bool{
+	"static_response": true, "reverse_proxy": true, "error": true, "copy_response": true,
+	"acme_server": true, "metrics": true,
+}
+
+// handlersOf reads a route's handlers, provisioned or still in JSON (once per route).
+func (c *composer) handlersOf(r *caddyhttp.Route, where string) []handlerNode {
+	if hs, ok := c.nodes[where]; ok {
+		return hs
+	}
+	hs := readHandlers(r)
+	c.nodes[where] = hs
+	return hs
+}
+
+func readHandlers(r *caddyhttp.Route) []handlerNode {
+	var out []handlerNode
+	if r.HandlersRaw != nil {
+		for _, raw := range r.HandlersRaw {
+			var head struct {
+				Handler  string              `json:"handler"`
+				Routes   caddyhttp.RouteList `json:"routes"`
+				Errors   *struct{ Routes caddyhttp.RouteList } `json:"errors"`
+				Name     string              `json:"name"`
+				PassThru bool                `json:"pass_thru"`
+			}
+			_ = json.Unmarshal(raw, &head)
+			n := handlerNode{}
+			switch {
+			case head.Handler == "signed_cookies":
+				h := new(Handler)
+				if json.Unmarshal(raw, h) == nil {
+					h.setDefaults()
+					n = handlerNode{kind: kindOurs, ours: h}
+				}
+			case head.Handler == "subroute":
+				n = handlerNode{kind: kindSubroute, routes: head.Routes}
+				if head.Errors != nil {
+					n.errors = head.Errors.Routes
+				}
+			case head.Handler == "invoke":
+				n = handlerNode{kind: kindInvoke, name: head.Name}
+			case head.Handler == "file_server" && !head.PassThru, responders[head.Handler]:
+				n.kind = kindResponder
+			}
+			out = append(out, n)
+		}
+		return out
+	}
+	for _, mh := range r.Handlers {
+		n := handlerNode{}
+		switch v := mh.(type) {
+		case *Handler:
+			n = handlerNode{kind: kindOurs, ours: v}
+		case *caddyhttp.Subroute:
+			n = handlerNode{kind: kindSubroute, routes: v.Routes}
+			if v.Errors != nil {
+				n.errors = v.Errors.Routes
+			}
+		case *caddyhttp.Invoke:
+			n = handlerNode{kind: kindInvoke, name: v.Name}
+		default:
+			if m, ok := mh.(caddy.Module); ok {
+				id := m.CaddyModule().ID.Name()
+				if responders[id] || id == "file_server" && !reflect.ValueOf(mh).Elem().FieldByName("PassThru").Bool() {
+					n.kind = kindResponder
+				}
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,250 @@
+// The configuration checks, in one place: Provision runs them on the configuration with its
+// defaults, and the Caddyfile adapter runs the same ones, so that `caddy adapt` reports a bad
+// value with the same words as `caddy validate` and `caddy run`. Values that hold
+// placeholders are checked once resolved, at Provision.
+
+package signedcookies
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+const (
+	day = 24 * time.Hour
+
+	defaultTrackName    = "vid"
+	defaultTrackMaxAge  = 365 * day
+	maxTrackMaxAge      = 400 * day // browsers cap cookie lifetimes here
+	defaultTrackRefresh = 7 * day
+	defaultIDHeader     = "X-Visitor-Id"
+	defaultMaxAge       = 400 * day
+	defaultRotate       = 30 * day
+	defaultCheck        = time.Minute
+)
+
+// check reports the first configuration error, naming the field. It only reads.
+func (h *Handler) check() error {
+	if err := oneOf("on_invalid", h.OnInvalid, "drop", "reject"); err != nil {
+		return err
+	}
+	// Signatures carry whole seconds: a shorter duration (a JSON number of nanoseconds such as
+	// 3600) would silently mean "no expiry".
+	if time.Duration(h.MaxAge) < time.Second {
+		return fmt.Errorf("max_age: %s is under 1s (JSON durations are nanoseconds or strings like \"30d\")", time.Duration(h.MaxAge))
+	}
+	if err := checkRealmPlaceholders(h.Realm); err != nil {
+		return fmt.Errorf("realm: %v", err)
+	}
+	if !hasPlaceholder(h.Realm) {
+		if err := checkRealm(h.Realm); err != nil {
+			return fmt.Errorf("realm: %v", err)
+		}
+	}
+	for i, s := range h.Secrets {
+		if hasPlaceholder(s) {
+			continue
+		}
+		if _, err := cookie.ParseSecret(s); err != nil {
+			return fmt.Errorf("secret %d %v", i+1, err)
+		}
+	}
+	if len(h.Secrets) > 0 {
+		if h.Rotate != 0 || h.StorageRaw != nil || h.CheckInterval != 0 {
+			return errors.New("rotate, check_interval and storage apply only to the storage key ring, not with secret")
+		}
+	} else {
+		rotate, check := time.Duration(h.Rotate), time.Duration(h.CheckInterval)
+		if rotate < time.Second || rotate < 2*check {
+			return fmt.Errorf("rotate: %s must be at least 1s and twice check_interval (%s), so a new secret reaches every instance before the next", rotate, check)
+		}
+	}
+	seen := map[string]string{}
+	for _, l := range []struct {
+		field string
+		names []string
+	}{{"encrypt", h.Encrypt}, {"sign", h.Sign}} {
+		for _, p := range l.names {
+			if err := checkPattern(p); err != nil {
+				return fmt.Errorf("%s: %v", l.field, err)
+			}
+			if prev, dup := seen[p]; dup {
+				return fmt.Errorf("%s: %q is already listed in %s", l.field, p, prev)
+			}
+			seen[p] = l.field
+		}
+	}
+	if t := h.Track; t != nil {
+		if err := t.check(); err != nil {
+			return fmt.Errorf("track: %v", err)
+		}
+		for _, p := range append(append([]string{}, h.Sign...), h.Encrypt...) {
+			if ok, _ := path.Match(p, t.Name); ok {
+				return fmt.Errorf("sign/encrypt: %q matches the visitor cookie %q, which track manages", p, t.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Track) check() error {
+	if err := checkToken(t.Name); err != nil {
+		return fmt.Errorf("name: %v", err)
+	}
+	if time.Duration(t.MaxAge) < time.Second || time.Duration(t.MaxAge) > maxTrackMaxAge {
+		return fmt.Errorf("max_age: %s is not between 1s and 400 days (browsers cap cookies at 400 days)", time.Duration(t.MaxAge))
+	}
+	if time.Duration(t.Refresh) < time.Second || t.Refresh > t.MaxAge {
+		return fmt.Errorf("refresh: %s must be at least 1s and at most max_age", time.Duration(t.Refresh))
+	}
+	if !strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, ";\r\n\x00") {
+		return fmt.Errorf("path: %q must start with / and hold no ';' or control characters", t.Path)
+	}
+	if t.Domain != "" && (strings.ContainsAny(t.Domain, "; \t\r\n\x00/") || strings.Trim(t.Domain, ".") == "") {
+		return fmt.Errorf("domain: %q is not a domain", t.Domain)
+	}
+	if !strings.EqualFold(t.Header, "off") {
+		if err := checkToken(t.Header); err != nil {
+			return fmt.Errorf("header: %v", err)
+		}
+		switch strings.ToLower(t.Header) {
+		case "cookie", "host", "connection", "content-length", "transfer-encoding", "trailer":
+			return fmt.Errorf("header: %q cannot carry the visitor ID", t.Header)
+		}
+	}
+	for _, e := range []struct {
+		field, v string
+		allowed  []string
+	}{
+		{"forward", t.Forward, []string{"plain", "strip"}},
+		{"secure", t.Secure, []string{"auto", "on", "off"}},
+		{"same_site", t.SameSite, []string{"lax", "strict", "none"}},
+	} {
+		if err := oneOf(e.field, e.v, e.allowed...); err != nil {
+			return err
+		}
+	}
+	needSecure := ""
+	switch {
+	case strings.HasPrefix(t.Name, "__Host-"):
+		if t.Path != "/" || t.Domain != "" {
+			return fmt.Errorf("name: a __Host- cookie needs path / and no domain")
+		}
+		needSecure = "a __Host- name"
+	case strings.HasPrefix(t.Name, "__Secure-"):
+		needSecure = "a __Secure- name"
+	case t.SameSite == "none":
+		needSecure = "same_site none"
+	case t.Partitioned:
+		needSecure = "partitioned"
+	}
+	if needSecure != "" && t.Secure == "off" {
+		return fmt.Errorf("secure: %s requires Secure; secure off is not allowed", needSecure)
+	}
+	if t.Consent != "" {
+		name, _, _ := strings.Cut(t.Consent, "=")
+		if err := checkToken(name); err != nil {
+			return fmt.Errorf("consent: %v", err)
+		}
+	}
+	return nil
+}
+
+// oneOf checks an enumerated value (already lower case).
+func oneOf(field, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %q is not one of %s", field, v, strings.Join(allowed, ", "))
+}
+
+func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
+
+// checkRealmPlaceholders allows {env.*} and {file.*} only: a realm must be the same on every
+// instance and after every reload ({system.hostname} or {time.*} would silently invalidate
+// every cookie).
+func checkRealmPlaceholders(realm string) error {
+	for rest := realm; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return nil
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return nil
+		}
+		key := rest[i+1 : i+j]
+		if !strings.HasPrefix(key, "env.") && !strings.HasPrefix(key, "file.") {
+			return fmt.Errorf("placeholder {%s} is not allowed: only {env.*} and {file.*}, which stay the same across instances and reloads", key)
+		}
+		rest = rest[i+j+1:]
+	}
+}
+
+// resolveRealm resolves the realm's placeholders and checks the result.
+func resolveRealm(realm string) (string, error) {
+	v, err := caddy.NewReplacer().ReplaceOrErr(realm, true, true)
+	if err == nil {
+		err = checkRealm(v)
+	}
+	return v, err
+}
+
+// checkRealm checks a resolved realm: printable ASCII without spaces at either end, so that a
+// realm reads the same in every config format and log line, and a stray space in an
+// environment variable does not make a different realm. Realms compare byte for byte.
+func checkRealm(realm string) error {
+	if len(realm) > 128 {
+		return fmt.Errorf("%d bytes, at most 128", len(realm))
+	}
+	for i := 0; i < len(realm); i++ {
+		if realm[i] < 0x20 || realm[i] > 0x7e {
+			return fmt.Errorf("byte %d is not printable ASCII", i+1)
+		}
+	}
+	if strings.TrimSpace(realm) != realm {
+		return errors.New("begins or ends with a space")
+	}
+	return nil
+}
+
+func isTokenChar(c byte) bool {
+	return c > 0x20 && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
+}
+
+func checkToken(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return fmt.Errorf("%q has a character not allowed in a name", s)
+		}
+	}
+	return nil
+}
+
+// checkPattern accepts a cookie name or a path.Match glob over cookie-name characters.
+func checkPattern(p string) error {
+	if p == "" {
+		return errors.New("empty cookie name")
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q: %v", p, err)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !isTokenChar(c) && !strings.ContainsRune(`*?[]\`, rune(c)) {
+			return fmt.Errorf("%q has a character not allowed in a cookie name", p)
+		}
+	}
+	return nil
+}

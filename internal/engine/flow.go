@@ -1,0 +1,112 @@
+// What the policies on one request's path share, so that several handlers each enforce their
+// own names and no value is verified, signed or issued twice: a handler nested under another,
+// siblings with matchers, one reached again through invoke or handle_errors.
+
+package engine
+
+// maxInvalidNames bounds the invalid-names placeholder, in bytes.
+const maxInvalidNames = 1024
+
+// Flow is the state of one request shared by the policies on its path, from the first one to
+// the error routes. The caller keeps one per request and never reuses it: error routes read
+// it after the handlers have returned.
+type Flow struct {
+	ran    []*Policy
+	ranBuf [2]*Policy
+
+	// The visitor: decided by the first policy with a visitor cookie.
+	visitorBy  *Policy
+	tracked    bool // a policy with a visitor cookie ran: the visitor placeholders exist
+	visitorNew bool
+	visitorID  string // as the upstream reads it; "" for none
+
+	invalid []byte // names of dropped cookies, comma separated, at most maxInvalidNames
+
+	// Set-Cookie lines a policy wrote on this response: no other rewrites them.
+	sealed    []string
+	sealedBuf [4]string
+	sealedSet map[string]struct{}
+	// finalCookies is how many Set-Cookie lines the last header rewrite left.
+	finalCookies int
+
+	// The forwarded header values, kept here so that the request's header map can point at
+	// them without another allocation. Later handlers may edit them in place.
+	cookieHdr, idHdr [1]string
+}
+
+// VisitorID returns the visitor ID the upstream reads (a UUID), and whether a policy with a
+// visitor cookie ran: without one the visitor placeholders do not exist.
+func (f *Flow) VisitorID() (string, bool) { return f.visitorID, f.tracked }
+
+// VisitorNew reports whether the visitor ID was issued on this request.
+func (f *Flow) VisitorNew() (bool, bool) { return f.visitorNew, f.tracked }
+
+// Invalid returns the names of the cookies dropped on this request, comma separated.
+func (f *Flow) Invalid() string { return string(f.invalid) }
+
+// join checks p against the policies that ran before it and records it. It returns those
+// that manage some of p's names the same way: their verified values pass p as they are.
+func (f *Flow) join(p *Policy, trusted []*Policy) ([]*Policy, error) {
+	if f.ran == nil {
+		f.ran = f.ranBuf[:0]
+	}
+	for _, q := range f.ran {
+		if err := Compose(q, p); err != nil {
+			return trusted, err
+		}
+		trusted = append(trusted, q)
+	}
+	f.ran = append(f.ran, p)
+	if p.visitor != nil {
+		f.tracked = true
+	}
+	return trusted, nil
+}
+
+func (f *Flow) noteInvalid(name string) {
+	if len(f.invalid)+1+len(name) > maxInvalidNames {
+		return
+	}
+	if len(f.invalid) > 0 {
+		f.invalid = append(f.invalid, ',')
+	}
+	f.invalid = append(f.invalid, name...)
+}
+
+// seal records a Set-Cookie line a policy wrote. A set past a few lines keeps the check
+// linear in the response's lines.
+func (f *Flow) seal(line string) {
+	if f.sealedSet != nil {
+		f.sealedSet[line] = struct{}{}
+		return
+	}
+	if f.sealed == nil {
+		f.sealed = f.sealedBuf[:0]
+	}
+	f.sealed = append(f.sealed, line)
+	if len(f.sealed) > 16 {
+		f.sealedSet = make(map[string]struct{}, 2*len(f.sealed))
+		for _, l := range f.sealed {
+			f.sealedSet[l] = struct{}{}
+		}
+		f.sealed = nil
+	}
+}
+
+func (f *Flow) isSealed(line string) bool {
+	if f.sealedSet != nil {
+		_, ok := f.sealedSet[line]
+		return ok
+	}
+	for _, l := range f.sealed {
+		if l == line {
+			return true
+		}
+	}
+	return false
+}
+
+// setVisitor records the visitor decision of p.
+func (f *Flow) setVisitor(p *Policy, id string, issued bool) {
+	f.visitorBy, f.visitorID, f.visitorNew = p, id, issued
+}

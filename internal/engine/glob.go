@@ -1,0 +1,186 @@
+// Whether two path.Match patterns can match one name: how the policies on one request path
+// are checked against each other (a name two handlers both manage, or one that reads as the
+// other's, must be managed the same way by both).
+
+package engine
+
+import (
+	"slices"
+	"unicode/utf8"
+)
+
+// runeRange is an inclusive range of runes.
+type runeRange struct{ lo, hi rune }
+
+// atom is one step of a pattern: a star, or one rune from a set.
+type atom struct {
+	star bool
+	any  bool        // the star matches '/' too
+	set  []runeRange // sorted, disjoint; for a non-star
+}
+
+var (
+	allButSlash = []runeRange{{0, '/' - 1}, {'/' + 1, utf8.MaxRune}}
+	allRunes    = []runeRange{{0, utf8.MaxRune}}
+)
+
+// atoms splits a valid path.Match pattern into its steps. '*' and '?' do not match '/', as
+// in path.Match, unless anyRune (Caddy's path matcher, whose '*' spans segments).
+func atoms(pattern string, anyRune bool) []atom {
+	var out []atom
+	for i := 0; i < len(pattern); {
+		switch c := pattern[i]; c {
+		case '*':
+			if len(out) == 0 || !out[len(out)-1].star {
+				out = append(out, atom{star: true, any: anyRune})
+			}
+			i++
+		case '?':
+			set := allButSlash
+			if anyRune {
+				set = allRunes
+			}
+			out = append(out, atom{set: set})
+			_, n := utf8.DecodeRuneInString(pattern[i:])
+			i += n
+		case '[':
+			n := classLen(pattern[i:])
+			out = append(out, atom{set: classSet(pattern[i : i+n])})
+			i += n
+		default:
+			if c == '\\' && i+1 < len(pattern) {
+				i++
+			}
+			r, n := utf8.DecodeRuneInString(pattern[i:])
+			out = append(out, atom{set: []runeRange{{r, r}}})
+			i += n
+		}
+	}
+	return out
+}
+
+// classSet is the set of runes a character class matches (never '/': path.Match classes
+// cannot match it either).
+func classSet(class string) []runeRange {
+	body := class[1 : len(class)-1]
+	negated := len(body) > 0 && body[0] == '^'
+	if negated {
+		body = body[1:]
+	}
+	next := func() rune {
+		if body[0] == '\\' {
+			body = body[1:]
+		}
+		r, n := utf8.DecodeRuneInString(body)
+		body = body[n:]
+		return r
+	}
+	var rs []runeRange
+	for body != "" {
+		lo := next()
+		hi := lo
+		if body != "" && body[0] == '-' {
+			body = body[1:]
+			hi = next()
+		}
+		if lo <= hi {
+			rs = append(rs, runeRange{lo, hi})
+		}
+	}
+	rs = normalizeRanges(rs)
+	if negated {
+		var comp []runeRange
+		lo := rune(0)
+		for _, r := range rs {
+			if r.lo > lo {
+				comp = append(comp, runeRange{lo, r.lo - 1})
+			}
+			lo = r.hi + 1
+		}
+		if lo <= utf8.MaxRune {
+			comp = append(comp, runeRange{lo, utf8.MaxRune})
+		}
+		rs = comp
+	}
+	return intersectRanges(rs, allButSlash)
+}
+
+func normalizeRanges(rs []runeRange) []runeRange {
+	slices.SortFunc(rs, func(a, b runeRange) int { return int(a.lo - b.lo) })
+	var out []runeRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && r.lo <= out[n-1].hi+1 {
+			out[n-1].hi = max(out[n-1].hi, r.hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func intersectRanges(a, b []runeRange) []runeRange {
+	var out []runeRange
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		lo, hi := max(a[i].lo, b[j].lo), min(a[i].hi, b[j].hi)
+		if lo <= hi {
+			out = append(out, runeRange{lo, hi})
+		}
+		if a[i].hi < b[j].hi {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
+// PatternsOverlap reports whether some name matches both patterns (valid path.Match
+// patterns).
+func PatternsOverlap(p, q string) bool { return overlap(atoms(p, false), atoms(q, false)) }
+
+// PathPatternsOverlap is PatternsOverlap for Caddy's path matcher patterns, whose '*' may span
+// '/' (a prefix "/app*", a suffix "*.php"); it errs on the side of overlap.
+func PathPatternsOverlap(p, q string) bool { return overlap(atoms(p, true), atoms(q, true)) }
+
+// overlap walks pairs of positions, where a step consumes one rune both allow or lets a star
+// match nothing more.
+func overlap(a, b []atom) bool {
+	seen := make([]bool, (len(a)+1)*(len(b)+1))
+	var walk func(i, j int) bool
+	walk = func(i, j int) bool {
+		if seen[i*(len(b)+1)+j] {
+			return false
+		}
+		seen[i*(len(b)+1)+j] = true
+		if i == len(a) && j == len(b) {
+			return true
+		}
+		if i < len(a) && a[i].star && walk(i+1, j) {
+			return true
+		}
+		if j < len(b) && b[j].star && walk(i, j+1) {
+			return true
+		}
+		if i == len(a) || j == len(b) {
+			return false
+		}
+		switch {
+		case a[i].star && b[j].star:
+			return false // covered by the two moves above
+		case a[i].star:
+			return len(intersectRanges(b[j].set, a[i].runes())) > 0 && walk(i, j+1) // the star takes b's rune
+		case b[j].star:
+			return len(intersectRanges(a[i].set, b[j].runes())) > 0 && walk(i+1, j)
+		}
+		return len(intersectRanges(a[i].set, b[j].set)) > 0 && walk(i+1, j+1)
+	}
+	return walk(0, 0)
+}
+
+// runes is what a star matches one rune of.
+func (a atom) runes() []runeRange {
+	if a.any {
+		return allRunes
+	}
+	return allButSlash
+}

@@ -1,0 +1,252 @@
+// Package engine holds the cookie policy of signed_cookies: which request cookies reach the
+// upstream and in what form, the visitor ID decision, and how each Set-Cookie line of the
+// response is rewritten. It knows nothing of Caddy: the module builds a Policy from its
+// configuration, and runs it from ServeHTTP (Request) and its response writer (Pass).
+package engine
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+// Config is a checked configuration: New trusts it (names are cookie tokens, patterns valid
+// globs, durations at least a second).
+type Config struct {
+	// Visitor configures the visitor cookie; nil issues none.
+	Visitor *Visitor
+	// Sign and Encrypt list the upstream cookies (names or path.Match globs) that leave
+	// signed, or signed and encrypted.
+	Sign, Encrypt []string
+	// SignCodec and EncryptCodec encode them; MaxAge is their codecs' max age.
+	SignCodec, EncryptCodec *cookie.Codec
+	MaxAge                  time.Duration
+	// Reject answers a request carrying a bad managed cookie with ErrInvalidCookie instead of
+	// dropping the cookie.
+	Reject bool
+	// KeyID is equal for policies whose codecs use the same keys (secrets and realm, or one
+	// storage key ring and realm), and must not reveal them.
+	KeyID string
+	// Name names the policy in errors and logs ("signed_cookies (sign session; track vid)").
+	Name string
+	// IsHTTPS reports whether the client's connection is HTTPS; asked only when a cookie is
+	// set on the response.
+	IsHTTPS func(*http.Request) bool
+	// Refresh, when set, is asked at most once per request when a cookie fails its MAC: the
+	// keys may be stale (another instance has just added one). It reports whether they
+	// changed; the cookie is then verified again.
+	Refresh func() bool
+}
+
+// Visitor configures the visitor cookie.
+type Visitor struct {
+	Name        string
+	Codec       *cookie.Codec
+	MaxAge      time.Duration
+	Refresh     time.Duration
+	Domain      string
+	Path        string
+	Header      string // the request header carrying the ID to the upstream; "" for none
+	Strip       bool   // the upstream's Cookie header does not get the ID
+	Secure      Secure
+	HTTPOnly    bool
+	SameSite    SameSite
+	Partitioned bool
+	HonorGPC    bool
+	// Consent holds back a new ID unless this cookie is present: "name" or "name=value".
+	Consent string
+	// Gate holds back a new ID from requests it refuses (nil: none).
+	Gate func(*http.Request) bool
+	// Fingerprint is equal for visitor configurations that behave the same, Gate included.
+	Fingerprint string
+}
+
+// Secure says when the visitor cookie gets the Secure attribute.
+type Secure uint8
+
+const (
+	SecureAuto Secure = iota // when the request came over HTTPS
+	SecureOn
+	SecureOff
+)
+
+// SameSite is the visitor cookie's SameSite attribute.
+type SameSite uint8
+
+const (
+	SameSiteLax SameSite = iota
+	SameSiteStrict
+	SameSiteNone
+)
+
+// Policy is one handler's compiled cookie policy. It is immutable and safe for concurrent use.
+type Policy struct {
+	jar         *jar
+	visitor     *visitor // nil without a visitor cookie
+	visitorRule int      // the visitor's rule in jar, -1 without
+	reject      bool
+	name        string
+	isHTTPS     func(*http.Request) bool
+	refresh     func() bool
+
+	relations sync.Map // *Policy → composition, as checked when both ran on one request
+}
+
+type visitor struct {
+	name         string
+	codec        *cookie.Codec
+	refresh      int64 // seconds
+	header       string
+	headerNorm   string
+	strip        bool
+	secure       Secure
+	forceSecure  bool   // the name, SameSite=None or Partitioned requires Secure
+	attrs        string // "; Path=/; Max-Age=…; HttpOnly; SameSite=Lax" without Secure
+	honorGPC     bool
+	consentName  string
+	consentValue string
+	consentAny   bool
+	gate         func(*http.Request) bool
+}
+
+// New compiles a policy.
+func New(c Config) *Policy {
+	p := &Policy{reject: c.Reject, name: c.Name, isHTTPS: c.IsHTTPS, refresh: c.Refresh, visitorRule: -1}
+	if p.isHTTPS == nil {
+		p.isHTTPS = func(r *http.Request) bool { return r.TLS != nil }
+	}
+	var rules []rule
+	if v := c.Visitor; v != nil {
+		p.visitor = newVisitor(v)
+		p.visitorRule = len(rules)
+		rules = append(rules, rule{pattern: v.Name, kind: kindVisitor, codec: v.Codec,
+			identity: c.KeyID + "|visitor|" + v.Fingerprint})
+	}
+	for _, l := range []struct {
+		kind     ruleKind
+		patterns []string
+		codec    *cookie.Codec
+	}{{kindEncrypt, c.Encrypt, c.EncryptCodec}, {kindSign, c.Sign, c.SignCodec}} {
+		for _, pat := range l.patterns {
+			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, maxAge: int64(c.MaxAge / time.Second),
+				identity: fmt.Sprintf("%s|%d|%d", c.KeyID, l.kind, int64(c.MaxAge/time.Second))})
+		}
+	}
+	p.jar = newJar(rules)
+	return p
+}
+
+func newVisitor(c *Visitor) *visitor {
+	v := &visitor{
+		name:     c.Name,
+		codec:    c.Codec,
+		refresh:  int64(c.Refresh / time.Second),
+		header:   http.CanonicalHeaderKey(c.Header),
+		strip:    c.Strip,
+		secure:   c.Secure,
+		honorGPC: c.HonorGPC,
+		gate:     c.Gate,
+	}
+	if c.Header != "" {
+		v.headerNorm = normalizeHeaderName(c.Header)
+	}
+	v.forceSecure = strings.HasPrefix(c.Name, "__Host-") || strings.HasPrefix(c.Name, "__Secure-") ||
+		c.SameSite == SameSiteNone || c.Partitioned
+	if c.Consent != "" {
+		name, value, hasValue := strings.Cut(c.Consent, "=")
+		v.consentName, v.consentValue, v.consentAny = name, value, !hasValue
+	}
+	var b strings.Builder
+	b.WriteString("; Path=" + c.Path)
+	if c.Domain != "" {
+		b.WriteString("; Domain=" + c.Domain)
+	}
+	fmt.Fprintf(&b, "; Max-Age=%d", int64(c.MaxAge/time.Second))
+	if c.HTTPOnly {
+		b.WriteString("; HttpOnly")
+	}
+	b.WriteString("; SameSite=" + [...]string{"Lax", "Strict", "None"}[c.SameSite])
+	if c.Partitioned {
+		b.WriteString("; Partitioned")
+	}
+	v.attrs = b.String()
+	return v
+}
+
+// String names the policy.
+func (p *Policy) String() string { return p.name }
+
+// manages reports whether name is one of the policy's cookies, the visitor cookie included.
+func (p *Policy) manages(name string) bool { return p.jar.match(name) >= 0 }
+
+// composition is how two policies on one request path get along.
+type composition struct {
+	compatible bool
+	why        string // what conflicts, when not compatible
+}
+
+// Compose says whether a request may pass through p after earlier (or earlier after p: the
+// relation is symmetric). They are compatible when no name is managed by both, or read by
+// one as a look-alike of the other's, unless both manage it the same way; and when at most
+// one issues visitor IDs, or both issue the same. The first policy on the path verifies a
+// shared name, the later one trusts it. A non-nil error says what conflicts.
+func Compose(earlier, p *Policy) error {
+	if c := p.composition(earlier); !c.compatible {
+		return &ConflictError{Earlier: earlier.name, Later: p.name, Why: c.why}
+	}
+	return nil
+}
+
+func (p *Policy) composition(q *Policy) composition {
+	if c, ok := p.relations.Load(q); ok {
+		return c.(composition)
+	}
+	c := composeRules(q.jar.rules, p.jar.rules)
+	p.relations.Store(q, c)
+	return c
+}
+
+func composeRules(a, b []rule) composition {
+	for i := range a {
+		for j := range b {
+			x, y := &a[i], &b[j]
+			if x.kind == kindVisitor && y.kind == kindVisitor {
+				if x.identity != y.identity {
+					return composition{why: fmt.Sprintf("both issue visitor IDs (%q and %q) differently; one request path can carry one visitor cookie", x.pattern, y.pattern)}
+				}
+				continue
+			}
+			if PatternsOverlap(x.pattern, y.pattern) {
+				if x.identity != y.identity {
+					return composition{why: fmt.Sprintf("both manage cookies named %s, differently", overlapName(x.pattern, y.pattern))}
+				}
+				continue
+			}
+			if PatternsOverlap(x.canonical, y.canonical) {
+				return composition{why: fmt.Sprintf("%q and %q can name one cookie for the upstream (case, %%-escapes or PHP's name mangling)", x.pattern, y.pattern)}
+			}
+		}
+	}
+	return composition{compatible: true}
+}
+
+func overlapName(x, y string) string {
+	if x == y {
+		return fmt.Sprintf("%q", x)
+	}
+	return fmt.Sprintf("%q and %q", x, y)
+}
+
+// ConflictError says that two policies cannot share a request path.
+type ConflictError struct {
+	Earlier, Later string
+	Why            string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s and %s cannot both handle one request: %s", e.Earlier, e.Later, e.Why)
+}

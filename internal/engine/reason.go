@@ -1,0 +1,72 @@
+package engine
+
+import "github.com/signedcookies/caddy-signedcookies/cookie"
+
+// Reason says why a request cookie was not forwarded or a Set-Cookie line was not sent. Its
+// String is the metric label and the log field: short, stable, never a value.
+type Reason uint8
+
+// Reasons. The request side counts in caddy_signed_cookies_invalid_total, the response side
+// in caddy_signed_cookies_dropped_total.
+const (
+	_ Reason = iota
+	BadMAC
+	Expired
+	Malformed
+	TooLong
+	Lookalike
+	Duplicate
+	Unparsable
+	Empty
+	TooMany
+	OverBudget
+	UnsafeValue
+	TrackingName
+	Informational
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	BadMAC:        "bad_mac",
+	Expired:       "expired",
+	Malformed:     "malformed",
+	TooLong:       "too_long",
+	Lookalike:     "lookalike",
+	Duplicate:     "duplicate",
+	Unparsable:    "unparsable",
+	Empty:         "empty",
+	TooMany:       "too_many",
+	OverBudget:    "over_budget",
+	UnsafeValue:   "unsafe_value",
+	TrackingName:  "tracking_name",
+	Informational: "informational",
+}
+
+func (r Reason) String() string {
+	if r < numReasons && reasonNames[r] != "" {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Reasons lists every reason, for metrics that start at zero.
+func Reasons() []Reason {
+	rs := make([]Reason, 0, numReasons-1)
+	for r := Reason(1); r < numReasons; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// decodeReason maps a codec error to its reason.
+func decodeReason(err error) Reason {
+	switch err {
+	case cookie.ErrBadMAC:
+		return BadMAC
+	case cookie.ErrExpired:
+		return Expired
+	case cookie.ErrTooLong:
+		return TooLong
+	}
+	return Malformed
+}

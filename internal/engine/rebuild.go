@@ -1,0 +1,268 @@
+// The Cookie header rebuild: what the upstream reads of the client's cookies. Every pair is
+// parsed once; the work per request is linear in the header and the cryptography is bounded.
+
+package engine
+
+import (
+	"strings"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+const (
+	// maxPairs is the most Cookie pairs a request may carry. Go's own parser gives up above
+	// 3000; past this the request is refused rather than partly understood.
+	maxPairs = 3000
+	// maxDecodes and maxMACs bound the verification work of one request: a forged value costs
+	// one HMAC per key of the ring (up to 64), so unbounded, a header of forged copies would
+	// cost thousands. A value is verified only while a full ring still fits in maxMACs; past
+	// the bounds, managed values are dropped unverified (reason over_budget). A valid value
+	// usually costs one HMAC (the signing key is tried first).
+	maxDecodes = 32
+	maxMACs    = 128
+)
+
+// found is the first valid copy of a managed cookie.
+type found struct {
+	name string
+	rule int
+	cookie.Decoded
+}
+
+// dropped is a pair the rebuild did not forward.
+type dropped struct {
+	name   string
+	rule   int // -1 when the name is not managed
+	reason Reason
+}
+
+// result is the outcome of a rebuild. Reused across requests (reset keeps the buffers).
+type result struct {
+	header  []byte // the rebuilt Cookie header value
+	changed bool   // header differs from the request's single Cookie line
+	found   []found
+	dropped []dropped
+	pairs   int
+	decodes int  // managed values verified
+	macs    int  // HMACs spent on them, at most
+	consent bool // the visitor's consent cookie was forwarded
+	// refreshed: the keys were refreshed for this request (at most once)
+	refreshed bool
+	values    []byte
+	canon   []byte
+}
+
+func (res *result) reset() {
+	res.header, res.changed, res.pairs = res.header[:0], false, 0
+	res.decodes, res.macs, res.consent, res.refreshed = 0, 0, false, false
+	clear(res.found)
+	clear(res.dropped)
+	res.found, res.dropped, res.values = res.found[:0], res.dropped[:0], res.values[:0]
+}
+
+// hasFound reports whether a valid copy of the cookie called name was found. found holds at
+// most maxDecodes entries, so this stays linear in the header.
+func (res *result) hasFound(name string) bool {
+	for i := range res.found {
+		if res.found[i].name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the found entry for rule i, if any.
+func (res *result) lookup(rule int) (found, bool) {
+	for _, f := range res.found {
+		if f.rule == rule {
+			return f, true
+		}
+	}
+	return found{}, false
+}
+
+func (res *result) drop(name string, rule int, reason Reason) {
+	res.dropped = append(res.dropped, dropped{name: name, rule: rule, reason: reason})
+}
+
+func (res *result) startPair() {
+	if len(res.header) > 0 {
+		res.header = append(res.header, ';', ' ')
+	}
+}
+
+func (res *result) appendPart(part string) {
+	res.startPair()
+	res.header = append(res.header, part...)
+}
+
+// appendPair adds name=value to the rebuilt header.
+func (res *result) appendPair(name string, value []byte) {
+	res.startPair()
+	res.header = append(res.header, name...)
+	res.header = append(res.header, '=')
+	res.header = append(res.header, value...)
+	res.changed = true
+}
+
+// rebuild parses the request's Cookie header lines and writes into res the header the
+// upstream should see: unmanaged pairs verbatim, the first valid copy of each managed cookie
+// decoded, and nothing else (failed, duplicate, look-alike and unparsable pairs are reported
+// in res.dropped). Several lines are joined with "; ". Names that an earlier policy on the
+// request path verified (trusted) pass as they are: their values are already plain.
+// It returns false when the header holds more than maxPairs pairs (res is then empty).
+func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Policy) bool {
+	res.reset()
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			if k := strings.IndexByte(line, ';'); k >= 0 {
+				part, line = line[:k], line[k+1:]
+			} else {
+				part, line = line, ""
+			}
+			part = trimWS(part)
+			if part == "" {
+				continue
+			}
+			res.pairs++
+			if res.pairs > maxPairs {
+				res.reset()
+				return false
+			}
+			p.pair(res, part, now, trusted)
+		}
+	}
+	res.changed = len(lines) != 1 || string(res.header) != lines[0]
+	return true
+}
+
+func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
+	eq := strings.IndexByte(part, '=')
+	if eq <= 0 || hasCTL(part) {
+		name := "" // a pair without '=' is a nameless cookie's value: never reported
+		if eq > 0 {
+			name = part[:eq]
+		}
+		res.drop(name, -1, Unparsable)
+		return
+	}
+	name, value := part[:eq], part[eq+1:]
+	j := p.jar
+	ri := j.match(name)
+	if ri < 0 {
+		if j.lookalike(name, &res.canon) ||
+			(strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && j.hidesManaged(part, &res.canon) {
+			res.drop(name, -1, Lookalike)
+			return
+		}
+		res.appendPart(part)
+		p.noteConsent(res, name, value)
+		return
+	}
+	for _, q := range trusted {
+		if q.manages(name) {
+			res.appendPart(part)
+			p.noteConsent(res, name, value)
+			return
+		}
+	}
+	if res.hasFound(name) {
+		res.drop(name, ri, Duplicate)
+		return
+	}
+	if value == "" || value == `""` {
+		// what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent, not forged
+		res.drop(name, ri, Empty)
+		return
+	}
+	r := &j.rules[ri]
+	keys := r.codec.KeyRing().Len()
+	if res.decodes >= maxDecodes || res.macs+keys > maxMACs {
+		res.drop(name, ri, OverBudget)
+		return
+	}
+	res.decodes++
+	start := len(res.values)
+	d, err := r.codec.AppendDecodeAt(res.values, name, value, now)
+	if err == cookie.ErrBadMAC && p.refresh != nil && !res.refreshed {
+		res.refreshed = true
+		if p.refresh() {
+			res.macs += keys
+			keys = r.codec.KeyRing().Len()
+			if res.macs+keys <= maxMACs {
+				d, err = r.codec.AppendDecodeAt(res.values, name, value, now)
+			}
+		}
+	}
+	if err != nil {
+		reason := decodeReason(err)
+		if reason == BadMAC || reason == Expired {
+			res.macs += keys
+		}
+		res.drop(name, ri, reason)
+		return
+	}
+	res.macs += d.Key + 1
+	res.values = d.Value
+	d.Value = d.Value[start:len(d.Value):len(d.Value)]
+	if r.kind == kindVisitor {
+		res.found = append(res.found, found{name: name, rule: ri, Decoded: d})
+		return // forwarded as the policy decides, once it knows the ID is well formed
+	}
+	if !spliceSafe(d.Value) {
+		res.values = res.values[:start]
+		res.drop(name, ri, UnsafeValue)
+		return
+	}
+	res.found = append(res.found, found{name: name, rule: ri, Decoded: d})
+	res.appendPair(name, d.Value)
+	p.noteConsent(res, name, string(d.Value))
+}
+
+// noteConsent records whether the pair forwarded is the consent cookie the visitor waits for.
+func (p *Policy) noteConsent(res *result, name, value string) {
+	if v := p.visitor; v != nil && v.consentName != "" && name == v.consentName && (v.consentAny || value == v.consentValue) {
+		res.consent = true
+	}
+}
+
+// spliceSafe reports whether a decoded value reads as one value to every parser of the
+// rebuilt header: no control byte or ';', and no '=' after a byte some parser splits pairs
+// at (space, tab, '"', ',', '\'). "dark session=admin" is two pairs to Python's SimpleCookie.
+func spliceSafe[T string | []byte](v T) bool {
+	split := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\t' || c == ' ' || c == '"' || c == ',' || c == '\\':
+			split = true
+		case c < 0x20 || c == 0x7f || c == ';':
+			return false
+		case c == '=' && split:
+			return false
+		}
+	}
+	return true
+}
+
+func hasCTL(s string) bool {
+	// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7f has no
+	// control byte; otherwise (a tab, usually) the bytes are checked one by one.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		y := x ^ (0x7f * ones)
+		if (x-0x20*ones)&^x&highs != 0 || (y-ones)&^y&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}

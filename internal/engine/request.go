@@ -1,0 +1,245 @@
+// The request phase of a pass: what the upstream sees of the client's cookies and headers,
+// and the decisions (issue, re-sign, clear) that the response phase carries out.
+
+package engine
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+// Errors of Request. The caller answers them through its error handling.
+var (
+	// ErrTooManyCookies: the Cookie header holds more pairs than any client sends (431).
+	ErrTooManyCookies = errors.New("too many cookies in the request")
+	// ErrInvalidCookie: a managed cookie failed and the policy rejects such requests (400).
+	ErrInvalidCookie = errors.New("invalid cookie")
+)
+
+// Bounds on what one request can make the module write: clearing lines, and log events.
+const (
+	maxClears        = 32
+	maxEvents        = 8
+	maxEventNameLen  = 64
+	maxEventNameSize = 512
+)
+
+// Pass is one policy's work on one request and its response. Get one from Request, hand it
+// to the response writer, and Release it when the handler returns.
+type Pass struct {
+	p   *Policy
+	f   *Flow
+	res result
+	now int64 // Unix seconds, read once per request: verifying, deletions
+
+	decided       bool // this pass decided the visitor
+	visitor       [cookie.VisitorIDLen]byte
+	known         bool // the visitor holds a verified or new ID
+	issue, resign bool
+	https         bool
+	clear         []string // managed cookies to clear in the browser
+
+	finalized bool
+	signAt    int64 // Unix seconds the response's cookies are signed at (0: not yet)
+	clock     func() int64
+	buf       []byte
+	trusted   [2]*Policy
+
+	// Report is what the pass did, for metrics and logs.
+	Report Report
+}
+
+// Report is what a pass did. Its events are bounded in number and bytes, whatever the request.
+type Report struct {
+	Verified, Issued, Resigned, Signed int
+	Invalid                            [numReasons]int // request cookies not forwarded, by reason
+	Dropped                            [numReasons]int // Set-Cookie lines not sent, by reason
+	Events                             []Event
+	Unlisted                           int // events past the bounds
+	eventBytes                         int
+}
+
+// Event is a cookie worth a log line: its name (cut to a bounded length, never its value) and
+// why it was not forwarded or sent.
+type Event struct {
+	Name     string
+	Reason   Reason
+	Response bool // a Set-Cookie line of the response, not a request cookie
+	Noise    bool // a pair no parser reads as a managed cookie: someone else's problem
+}
+
+var passPool = sync.Pool{New: func() any { return new(Pass) }}
+
+// Release returns the pass for reuse; it must not be used after.
+func (ps *Pass) Release() {
+	res, clr, buf, ev := ps.res, ps.clear, ps.buf, ps.Report.Events
+	res.reset()
+	clear(clr)
+	clear(ev)
+	*ps = Pass{res: res, clear: clr[:0], buf: buf[:0]}
+	ps.Report.Events = ev[:0]
+	passPool.Put(ps)
+}
+
+// Request applies the policy to r before the upstream sees it: the Cookie header rebuilt
+// (managed cookies verified and decoded, everything else that could pass for one dropped),
+// the visitor decided and its ID forwarded, client copies of controlled headers removed.
+// now is the time in Unix seconds; clock reads it again when the response's cookies are
+// signed. On ErrTooManyCookies, ErrInvalidCookie or a *ConflictError the request must not
+// reach the upstream; r then holds only cookies that verified. The pass is returned either way.
+func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64) (*Pass, error) {
+	ps := passPool.Get().(*Pass)
+	ps.p, ps.f, ps.now, ps.clock = p, f, now, clock
+	trusted, err := f.join(p, ps.trusted[:0])
+	if err != nil {
+		return ps, err
+	}
+	ps.decided = p.visitor != nil && f.visitorBy == nil
+	if ps.decided && p.visitor.headerNorm != "" {
+		scrubHeader(r.Header, p.visitor.headerNorm)
+	}
+	p.scrubConnection(r.Header)
+	p.guardTrailers(r)
+
+	if lines := r.Header["Cookie"]; len(lines) > 0 && !p.rebuild(&ps.res, lines, now, trusted) {
+		ps.Report.Invalid[TooMany]++
+		ps.event("*", TooMany, false, false)
+		delete(r.Header, "Cookie") // error routes see this request's headers
+		return ps, ErrTooManyCookies
+	}
+	if ps.noteDropped() && p.reject {
+		ps.forward(r)
+		return ps, ErrInvalidCookie
+	}
+	ps.Report.Verified = len(ps.res.found)
+	if ps.decided {
+		ps.visit(r)
+	}
+	ps.forward(r)
+	if ps.issue || ps.resign || len(ps.clear) > 0 {
+		ps.https = p.isHTTPS(r) // only a cookie set on the response needs it
+	}
+	return ps, nil
+}
+
+// noteDropped counts and lists what the rebuild dropped, and queues the clearing of bad
+// managed cookies. It reports whether a managed cookie (or a look-alike of one) failed.
+func (ps *Pass) noteDropped() bool {
+	bad := false
+	for _, d := range ps.res.dropped {
+		if d.reason == Empty {
+			continue // the browser's copy of an upstream deletion, not worth a word
+		}
+		ps.Report.Invalid[d.reason]++
+		if d.rule < 0 && d.reason != Lookalike {
+			ps.event(d.name, d.reason, false, true) // a pair that does not parse: not an attack on ours
+			continue
+		}
+		ps.event(d.name, d.reason, false, false)
+		if d.reason == Duplicate {
+			continue
+		}
+		bad = true
+		ps.f.noteInvalid(d.name)
+		// Clear by name, once, and not when a valid copy of that very name is forwarded: a
+		// glob rule covers several names, so a valid sess_a says nothing about a forged sess_b.
+		if d.rule >= 0 && d.rule != ps.p.visitorRule && len(ps.clear) < maxClears &&
+			!ps.res.hasFound(d.name) && !slices.Contains(ps.clear, d.name) {
+			ps.clear = append(ps.clear, d.name)
+		}
+	}
+	return bad
+}
+
+// event lists a cookie for the logs, within the bounds.
+func (ps *Pass) event(name string, reason Reason, response, noise bool) {
+	rp := &ps.Report
+	if len(name) > maxEventNameLen {
+		name = name[:maxEventNameLen] + "…"
+	}
+	if len(rp.Events) >= maxEvents || rp.eventBytes+len(name) > maxEventNameSize {
+		rp.Unlisted++
+		return
+	}
+	rp.eventBytes += len(name)
+	rp.Events = append(rp.Events, Event{Name: name, Reason: reason, Response: response, Noise: noise})
+}
+
+// visit decides the visitor: keep, re-sign or issue.
+func (ps *Pass) visit(r *http.Request) {
+	v := ps.p.visitor
+	if f, ok := ps.res.lookup(ps.p.visitorRule); ok {
+		if len(f.Value) == cookie.VisitorIDLen {
+			copy(ps.visitor[:], f.Value)
+			ps.known = true
+			ps.resign = f.Key > 0 || ps.now-f.Signed > v.refresh
+			return
+		}
+		// A correctly signed value of the wrong size can only come from a misconfiguration
+		// (another app signing with the same secret); treat it as absent.
+		ps.Report.Invalid[Malformed]++
+		ps.event(v.name, Malformed, false, false)
+	}
+	if !ps.mayIssue(r) {
+		return
+	}
+	ps.visitor = cookie.NewVisitorID()
+	ps.known, ps.issue = true, true
+}
+
+// mayIssue applies the privacy gates; they only ever hold back a new ID.
+func (ps *Pass) mayIssue(r *http.Request) bool {
+	v := ps.p.visitor
+	if v.honorGPC && strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1" {
+		return false
+	}
+	if v.consentName != "" && !ps.res.consent {
+		return false
+	}
+	return v.gate == nil || v.gate(r)
+}
+
+// forward gives the upstream the rebuilt Cookie header and the visitor ID.
+func (ps *Pass) forward(r *http.Request) {
+	res, f, v := &ps.res, ps.f, ps.p.visitor
+	var id []byte
+	if ps.known {
+		// The upstream gets the verified ID (or the new one, as if the visitor had always had
+		// it) as a UUID, last in its Cookie header unless stripped.
+		ps.buf = cookie.AppendUUID(ps.buf[:0], ps.visitor[:])
+		id = ps.buf
+		if !v.strip {
+			res.appendPair(v.name, id)
+		}
+	}
+	if res.changed {
+		if len(res.header) == 0 {
+			delete(r.Header, "Cookie")
+		} else {
+			f.cookieHdr[0] = string(res.header)
+			r.Header["Cookie"] = f.cookieHdr[:]
+		}
+	}
+	if !ps.decided {
+		return
+	}
+	idText := ""
+	if ps.known {
+		if v.strip {
+			idText = string(id)
+		} else {
+			// the ID ends the header string just made: sharing it saves an allocation
+			idText = f.cookieHdr[0][len(f.cookieHdr[0])-len(id):]
+		}
+		if v.header != "" {
+			f.idHdr[0] = idText
+			r.Header[v.header] = f.idHdr[:]
+		}
+	}
+	f.setVisitor(ps.p, idText, ps.issue)
+}

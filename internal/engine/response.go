@@ -1,0 +1,255 @@
+// The response phase of a pass: each Set-Cookie line rewritten once, at the final header
+// write, every attribute byte kept; the module's own cookies added; caches kept off them.
+
+package engine
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// browserCookieLimit is what browsers store of one cookie: name and value.
+const browserCookieLimit = 4096
+
+// Finalize rewrites the response's header map, once: at the final header write, or when the
+// handler returns with nothing written. The upstream's managed cookies leave signed (or are
+// dropped, never sent plain); the visitor cookie and the clearing of bad cookies are added.
+func (ps *Pass) Finalize(hdr http.Header) {
+	if ps.finalized {
+		return
+	}
+	ps.finalized = true
+	unannounceTrailerCookies(hdr)
+	setsCleared := ps.rewriteSetCookies(hdr)
+	if ps.addOwnCookies(hdr, setsCleared) {
+		ensurePrivate(hdr)
+	}
+	ps.f.finalCookies = len(hdr["Set-Cookie"])
+}
+
+// Informational removes the managed cookies from the header map of a 1xx response: browsers
+// ignore them there, and they must not leave unsigned. net/http sends the header map with a
+// 1xx and keeps it for the final response, so restore puts them back once the 1xx is written.
+func (ps *Pass) Informational(hdr http.Header) (restore func()) {
+	lines := hdr["Set-Cookie"]
+	kept := lines[:0:0]
+	for _, line := range lines {
+		if sc, ok := parseSetCookie(line); ok && ps.p.manages(sc.name) {
+			ps.Report.Dropped[Informational]++
+			ps.event(sc.name, Informational, true, false)
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if len(kept) == len(lines) {
+		return func() {}
+	}
+	if len(kept) == 0 {
+		delete(hdr, "Set-Cookie")
+	} else {
+		hdr["Set-Cookie"] = kept
+	}
+	return func() { hdr["Set-Cookie"] = lines }
+}
+
+// Done ends the pass when the handler returns: the header map is rewritten if nothing was
+// written, and Set-Cookie lines added after the final rewrite are removed: HTTP/1 and HTTP/2
+// ignore them, but HTTP/3 would send them, unrewritten, at the first body write. Set-Cookie
+// trailers go too: they are never rewritten.
+func (ps *Pass) Done(hdr http.Header) {
+	ps.Finalize(hdr)
+	if lines := hdr["Set-Cookie"]; len(lines) > ps.f.finalCookies {
+		if ps.f.finalCookies == 0 {
+			delete(hdr, "Set-Cookie")
+		} else {
+			hdr["Set-Cookie"] = lines[:ps.f.finalCookies:ps.f.finalCookies]
+		}
+	}
+	dropTrailerCookies(hdr)
+}
+
+// signTime is the time the response's cookies are signed at, read when the first one is: a
+// cookie's signature then ages with the browser's Max-Age, which starts at the response,
+// however long the upstream took.
+func (ps *Pass) signTime() int64 {
+	if ps.signAt == 0 {
+		ps.signAt = ps.clock()
+	}
+	return ps.signAt
+}
+
+// rewriteSetCookies signs or encrypts the managed cookies the upstream sets, line by line,
+// each line parsed once. It reports which of the cookies queued for clearing the upstream
+// sets itself (a bit per entry of ps.clear).
+func (ps *Pass) rewriteSetCookies(hdr http.Header) (setsCleared uint64) {
+	lines := hdr["Set-Cookie"]
+	var out []string // copy on first change
+	for i, line := range lines {
+		repl, keep := line, true
+		if sc, ok := parseSetCookie(line); ok {
+			if k := slices.Index(ps.clear, sc.name); k >= 0 {
+				setsCleared |= 1 << k
+			}
+			repl, keep = ps.rewriteSetCookie(sc)
+		}
+		if out == nil && (!keep || repl != line) {
+			out = make([]string, i, len(lines))
+			copy(out, lines[:i])
+		}
+		if out != nil && keep {
+			out = append(out, repl)
+		}
+	}
+	switch {
+	case out == nil:
+	case len(out) == 0:
+		delete(hdr, "Set-Cookie")
+	default:
+		hdr["Set-Cookie"] = out
+	}
+	return setsCleared
+}
+
+func (ps *Pass) rewriteSetCookie(sc setCookie) (string, bool) {
+	j := ps.p.jar
+	ri := j.match(sc.name)
+	if ri < 0 || ps.f.isSealed(sc.line) {
+		return sc.line, true
+	}
+	r := &j.rules[ri]
+	if r.kind == kindVisitor { // the visitor cookie is the module's alone
+		return "", ps.dropLine(sc.name, TrackingName)
+	}
+	deletion, expiry, expires := sc.lifetime(ps.now)
+	if deletion {
+		return sc.line, true
+	}
+	if !spliceSafe(sc.value) {
+		return "", ps.dropLine(sc.name, UnsafeValue)
+	}
+	if len(sc.name)+1+r.codec.EncodedLen(len(sc.value)) > browserCookieLimit {
+		return "", ps.dropLine(sc.name, TooLong)
+	}
+	// The signature expires with the cookie: a copy kept past the upstream's Max-Age or
+	// Expires does not verify (timestamp + max age = the upstream's expiry).
+	ts := ps.signTime()
+	if expires && r.maxAge > 0 && expiry-ts < r.maxAge {
+		ts = expiry - r.maxAge
+	}
+	b := append(ps.buf[:0], sc.line[:sc.valueStart]...)
+	b, err := r.codec.AppendEncodeAt(b, sc.name, []byte(sc.value), ts)
+	if err != nil {
+		ps.buf = b[:0]
+		return "", ps.dropLine(sc.name, TooLong)
+	}
+	b = append(b, sc.line[sc.valueEnd:]...)
+	ps.buf = b[:0]
+	out := string(b)
+	ps.f.seal(out)
+	ps.Report.Signed++
+	return out, true
+}
+
+// dropLine counts and lists a Set-Cookie line that is not sent; it returns false (not kept).
+func (ps *Pass) dropLine(name string, reason Reason) bool {
+	ps.Report.Dropped[reason]++
+	ps.event(name, reason, true, false)
+	return false
+}
+
+// addOwnCookies appends the visitor cookie (new or re-signed) and the clearing of invalid
+// managed cookies. It reports whether it added anything.
+func (ps *Pass) addOwnCookies(hdr http.Header, setsCleared uint64) bool {
+	added := false
+	if v := ps.p.visitor; ps.decided && (ps.issue || ps.resign) {
+		b := append(ps.buf[:0], v.name...)
+		b = append(b, '=')
+		b, err := v.codec.AppendEncodeAt(b, v.name, ps.visitor[:], ps.signTime())
+		if err == nil {
+			b = append(b, v.attrs...)
+			if v.secure == SecureOn || v.secure != SecureOff && (v.forceSecure || ps.https) {
+				b = append(b, "; Secure"...)
+			}
+			line := string(b)
+			ps.f.seal(line)
+			hdr["Set-Cookie"] = append(hdr["Set-Cookie"], line)
+			added = true
+			if ps.issue {
+				ps.Report.Issued++
+			} else {
+				ps.Report.Resigned++
+			}
+		}
+		ps.buf = b[:0]
+	}
+	for k, name := range ps.clear {
+		if setsCleared&(1<<k) != 0 {
+			continue // the upstream sets it itself
+		}
+		line := name + "=; Path=/; Max-Age=0"
+		if ps.https || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
+			line += "; Secure" // browsers ignore a prefixed or HTTPS cookie's deletion without it
+		}
+		ps.f.seal(line)
+		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], line)
+		added = true
+	}
+	return added
+}
+
+// ensurePrivate keeps shared caches from storing a response that carries a visitor's cookie.
+// Cache-Control gets private. Caches in front may obey other fields instead, each of which is
+// rewritten when present: the CDN-targeted fields of RFC 9213 (CDN-Cache-Control,
+// Cloudflare-CDN-Cache-Control, any <target>-Cache-Control) get private too; Surrogate-Control
+// (Fastly, Varnish) and Akamai's Edge-Control get no-store in place of their lifetimes, other
+// directives (content="ESI/1.0") kept; nginx's X-Accel-Expires becomes 0.
+func ensurePrivate(hdr http.Header) {
+	privateRewrite.apply(hdr, "Cache-Control")
+	const suffix = "-Cache-Control"
+	for name := range hdr {
+		switch {
+		case len(name) > len(suffix) && strings.EqualFold(name[len(name)-len(suffix):], suffix):
+			privateRewrite.apply(hdr, name)
+		case strings.EqualFold(name, "Surrogate-Control"), strings.EqualFold(name, "Edge-Control"):
+			noStoreRewrite.apply(hdr, name)
+		case strings.EqualFold(name, "X-Accel-Expires"):
+			hdr[name] = []string{"0"}
+		}
+	}
+}
+
+// Directive rewrites for ensurePrivate: a cache field gets private (unless private or no-store
+// is there already), a surrogate field no-store in place of its lifetimes and of a negated
+// no-store (Edge-Control's !no-store).
+var (
+	privateRewrite = directiveRewrite{add: "private", enough: []string{"private", "no-store"}, drop: []string{"public", "s-maxage"}}
+	noStoreRewrite = directiveRewrite{add: "no-store", drop: []string{"max-age", "cache-maxage", "!no-store", "no-store"}}
+)
+
+// directiveRewrite edits a comma-separated directive field: the directives named in drop go,
+// and add is appended, unless one named in enough is present (then the field stays as it is).
+// Names compare without case; other directives are kept as written.
+type directiveRewrite struct {
+	add          string
+	enough, drop []string
+}
+
+func (dr directiveRewrite) apply(hdr http.Header, field string) {
+	var kept []string
+	for _, v := range hdr[field] {
+		for d := range strings.SplitSeq(v, ",") {
+			d = strings.TrimSpace(d)
+			name, _, _ := strings.Cut(d, "=")
+			name = strings.ToLower(strings.TrimSpace(name))
+			if slices.Contains(dr.enough, name) {
+				return
+			}
+			if name == "" || slices.Contains(dr.drop, name) {
+				continue
+			}
+			kept = append(kept, d)
+		}
+	}
+	hdr[field] = []string{strings.Join(append(kept, dr.add), ", ")}
+}

@@ -442,11 +442,11 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 	if r.HandlersRaw != nil {
 		for _, raw := range r.HandlersRaw {
 			var head struct {
-				Handler  string              `json:"handler"`
-				Routes   caddyhttp.RouteList `json:"routes"`
+				Handler  string                                `json:"handler"`
+				Routes   caddyhttp.RouteList                   `json:"routes"`
 				Errors   *struct{ Routes caddyhttp.RouteList } `json:"errors"`
-				Name     string              `json:"name"`
-				PassThru bool                `json:"pass_thru"`
+				Name     string                                `json:"name"`
+				PassThru bool                                  `json:"pass_thru"`
 			}
 			_ = json.Unmarshal(raw, &head)
 			n := handlerNode{}

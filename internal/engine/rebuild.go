@@ -49,7 +49,7 @@ type result struct {
 	// refreshed: the keys were refreshed for this request (at most once)
 	refreshed bool
 	values    []byte
-	canon   []byte
+	canon     []byte
 }
 
 func (res *result) reset() {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -276,15 +277,16 @@ func TestHostileOnInvalidReject(t *testing.T) {
 		name, cookie string
 		status       int
 		body         string
+		cleared      []string // names the 400 clears in the browser
 	}{
-		{"no cookie", "", http.StatusOK, "upstream"},
-		{"valid", "session=" + alice, http.StatusOK, "upstream"},
-		{"unmanaged unparsable pair", "noequals; a=1", http.StatusOK, "upstream"},
-		{"forged", "session=admin", http.StatusBadRequest, "rejected 400 [session] []"},
-		{"forged visitor cookie", "vid=" + alice, http.StatusBadRequest, "rejected 400 [vid] []"},
-		{"look-alike", "SESSION=admin", http.StatusBadRequest, "rejected 400 [SESSION] []"},
-		{"valid then forged copy of another", "session=" + alice + "; sess%69on=admin", http.StatusBadRequest, "rejected 400 [sess%69on] []"},
-		{"too many pairs", many, http.StatusRequestHeaderFieldsTooLarge, "rejected 431 [] []"},
+		{"no cookie", "", http.StatusOK, "upstream", nil},
+		{"valid", "session=" + alice, http.StatusOK, "upstream", nil},
+		{"unmanaged unparsable pair", "noequals; a=1", http.StatusOK, "upstream", nil},
+		{"forged", "session=admin", http.StatusBadRequest, "rejected 400 [session] []", []string{"session"}},
+		{"forged visitor cookie", "vid=" + alice, http.StatusBadRequest, "rejected 400 [vid] []", []string{"vid"}},
+		{"look-alike", "SESSION=admin", http.StatusBadRequest, "rejected 400 [SESSION] []", []string{"SESSION"}},
+		{"valid then forged copy of another", "session=" + alice + "; sess%69on=admin", http.StatusBadRequest, "rejected 400 [sess%69on] []", []string{"sess%69on"}},
+		{"too many pairs", many, http.StatusRequestHeaderFieldsTooLarge, "rejected 431 [] []", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,6 +302,17 @@ func TestHostileOnInvalidReject(t *testing.T) {
 			called := up.count() != before
 			if called != (tc.status == http.StatusOK) {
 				t.Errorf("upstream called = %v", called)
+			}
+			// A browser holding a stale cookie must not be refused until it expires: the 400
+			// clears it (a visitor cookie is replaced on the next request, once cleared).
+			var cleared []string
+			for _, l := range resp.Header.Values("Set-Cookie") {
+				if name, rest, _ := strings.Cut(l, "="); strings.HasPrefix(rest, "; Path=/; Max-Age=0") {
+					cleared = append(cleared, name)
+				}
+			}
+			if !slices.Equal(cleared, tc.cleared) {
+				t.Errorf("cleared %q, want %q", cleared, tc.cleared)
 			}
 			if tc.name == "valid" {
 				if v, n := upstreamCookie(up.last(), "session"); v != "alice" || n != 1 {

@@ -92,7 +92,7 @@ func (h *Handler) report(rp *engine.Report) {
 		}
 	}
 	for _, e := range rp.Events {
-		h.logEvent(e)
+		h.logEvent(e, rp.Rejected)
 	}
 	if rp.Unlisted > 0 && warnings.allow(h.now()) {
 		if c := h.logger.Check(zapcore.WarnLevel, "more cookies dropped"); c != nil {
@@ -101,9 +101,11 @@ func (h *Handler) report(rp *engine.Report) {
 	}
 }
 
-func (h *Handler) logEvent(e engine.Event) {
+func (h *Handler) logEvent(e engine.Event, rejected bool) {
 	msg, level := "invalid cookie dropped", zapcore.WarnLevel
 	switch {
+	case rejected && !e.Response:
+		msg = "invalid cookie: request rejected"
 	case e.Noise:
 		msg, level = "unparsable cookie pair dropped", zapcore.DebugLevel
 	case e.Response:

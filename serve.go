@@ -35,6 +35,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		pass.Release()
 	}()
 	if err != nil {
+		// The error response (Caddy's, or handle_errors') carries the clearing of the bad
+		// cookies: a browser holding a stale one is not refused until it expires.
+		pass.Done(w.Header())
 		return caddyhttp.Error(errorStatus(err), err)
 	}
 	rw := writerPool.Get().(*responseWriter)

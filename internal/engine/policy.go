@@ -106,6 +106,7 @@ type visitor struct {
 	secure       Secure
 	forceSecure  bool   // the name, SameSite=None or Partitioned requires Secure
 	attrs        string // "; Path=/; Max-Age=…; HttpOnly; SameSite=Lax" without Secure
+	clearAttrs   string // "; Path=/; Max-Age=0", with the Domain
 	honorGPC     bool
 	consentName  string
 	consentValue string
@@ -165,6 +166,7 @@ func newVisitor(c *Visitor) *visitor {
 	if c.Domain != "" {
 		b.WriteString("; Domain=" + c.Domain)
 	}
+	v.clearAttrs = b.String() + "; Max-Age=0"
 	fmt.Fprintf(&b, "; Max-Age=%d", int64(c.MaxAge/time.Second))
 	if c.HTTPOnly {
 		b.WriteString("; HttpOnly")

@@ -60,7 +60,8 @@ type Report struct {
 	Invalid                            [numReasons]int // request cookies not forwarded, by reason
 	Dropped                            [numReasons]int // Set-Cookie lines not sent, by reason
 	Events                             []Event
-	Unlisted                           int // events past the bounds
+	Unlisted                           int  // events past the bounds
+	Rejected                           bool // the request was refused (ErrInvalidCookie)
 	eventBytes                         int
 }
 
@@ -91,7 +92,8 @@ func (ps *Pass) Release() {
 // the visitor decided and its ID forwarded, client copies of controlled headers removed.
 // now is the time in Unix seconds; clock reads it again when the response's cookies are
 // signed. On ErrTooManyCookies, ErrInvalidCookie or a *ConflictError the request must not
-// reach the upstream; r then holds only cookies that verified. The pass is returned either way.
+// reach the upstream; r then holds only cookies that verified, and Done on the header map of
+// the error response clears the bad cookies in the browser. The pass is returned either way.
 func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64) (*Pass, error) {
 	ps := passPool.Get().(*Pass)
 	ps.p, ps.f, ps.now, ps.clock = p, f, now, clock
@@ -114,6 +116,10 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 	}
 	if ps.noteDropped() && p.reject {
 		ps.forward(r)
+		ps.Report.Rejected = true
+		if len(ps.clear) > 0 {
+			ps.https = p.isHTTPS(r)
+		}
 		return ps, ErrInvalidCookie
 	}
 	ps.Report.Verified = len(ps.res.found)
@@ -148,8 +154,11 @@ func (ps *Pass) noteDropped() bool {
 		ps.f.noteInvalid(d.name)
 		// Clear by name, once, and not when a valid copy of that very name is forwarded: a
 		// glob rule covers several names, so a valid sess_a says nothing about a forged sess_b.
-		if d.rule >= 0 && d.rule != ps.p.visitorRule && len(ps.clear) < maxClears &&
-			!ps.res.hasFound(d.name) && !slices.Contains(ps.clear, d.name) {
+		// A bad visitor cookie is replaced, not cleared, unless the request is rejected; so
+		// are look-alikes then: a browser holding a stale cookie must not be refused until it
+		// expires.
+		clearIt := d.rule >= 0 && d.rule != ps.p.visitorRule || ps.p.reject
+		if clearIt && len(ps.clear) < maxClears && !ps.res.hasFound(d.name) && !slices.Contains(ps.clear, d.name) {
 			ps.clear = append(ps.clear, d.name)
 		}
 	}

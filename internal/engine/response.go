@@ -188,6 +188,9 @@ func (ps *Pass) addOwnCookies(hdr http.Header, setsCleared uint64) bool {
 			continue // the upstream sets it itself
 		}
 		line := name + "=; Path=/; Max-Age=0"
+		if v := ps.p.visitor; v != nil && name == v.name {
+			line = name + "=" + v.clearAttrs // the visitor cookie's own Path and Domain
+		}
 		if ps.https || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
 			line += "; Secure" // browsers ignore a prefixed or HTTPS cookie's deletion without it
 		}

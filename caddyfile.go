@@ -45,14 +45,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        honor_gpc
 //	        consent  <cookie>[=<value>]
 //	        when     <matchers...>
+//	        adopt_nginx <name> until <date|time>
+//	        id_format uuid|nginx
 //	    }
 //	    sign    <name|glob>...
 //	    encrypt <name|glob>...
 //	    max_age <duration>
 //	    on_invalid drop|reject
+//	    adopt <name|glob>... until <date|time> [{
+//	        attributes <Set-Cookie attributes>
+//	    }]
+//	    unwrap
 //	}
 //
-// secret, sign and encrypt may be repeated, adding to the list. Keywords compare without
+// secret, sign, encrypt and adopt may be repeated, adding to the list. Keywords compare without
 // case (same_site Lax). With no track, sign or encrypt at all, the directive tracks visitors
 // with the defaults. Placeholders are kept as written and resolved at Provision; every other
 // value is checked here, with the words Provision would use.
@@ -65,7 +71,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		switch sub {
-		case "secret", "sign", "encrypt":
+		case "secret", "sign", "encrypt", "adopt":
 			// lists: repeatable
 		default:
 			if seen[sub] {
@@ -95,6 +101,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MaxAge, err = parseDuration(d)
 		case "on_invalid":
 			h.OnInvalid, err = keyword(d, "on_invalid", "drop", "reject")
+		case "adopt":
+			var a Adoption
+			if a, err = parseAdopt(d); err == nil {
+				h.Adopt = append(h.Adopt, a)
+			}
+		case "unwrap":
+			h.Unwrap, err = noArgs(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -185,6 +198,14 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 			t.Consent, err = oneArg(d)
 		case "when":
 			t.WhenRaw, err = caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+		case "adopt_nginx":
+			args := d.RemainingArgs()
+			if len(args) != 3 || args[1] != "until" {
+				return nil, d.Errf("track: adopt_nginx: want <name> until <date|time>")
+			}
+			t.AdoptNginx = &AdoptNginx{Name: args[0], Until: args[2]}
+		case "id_format":
+			t.IDFormat, err = keyword(d, "track: id_format", "uuid", "nginx")
 		default:
 			return nil, d.Errf("track: unrecognized subdirective %q", sub)
 		}
@@ -193,6 +214,30 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseAdopt reads `adopt <name|glob>... until <date|time>`, with an optional block giving
+// the cookies' attributes.
+func parseAdopt(d *caddyfile.Dispenser) (Adoption, error) {
+	var a Adoption
+	args := d.RemainingArgs()
+	if len(args) < 3 || args[len(args)-2] != "until" {
+		return a, d.Errf("adopt: want <name|glob>... until <date|time>")
+	}
+	a.Cookies, a.Until = args[:len(args)-2], args[len(args)-1]
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "attributes":
+			v, err := oneArg(d)
+			if err != nil {
+				return a, err
+			}
+			a.Attributes = v
+		default:
+			return a, d.Errf("adopt: unrecognized subdirective %q", d.Val())
+		}
+	}
+	return a, nil
 }
 
 // appendArgs adds the remaining arguments (at least one) to a list.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,13 +83,89 @@ func (h *Handler) check() error {
 			seen[p] = l.field
 		}
 	}
+	if err := h.checkAdopt(); err != nil {
+		return err
+	}
 	if t := h.Track; t != nil {
 		if err := t.check(); err != nil {
 			return fmt.Errorf("track: %v", err)
 		}
+		if a := t.AdoptNginx; a != nil && h.manages(a.Name) {
+			return fmt.Errorf("track: adopt_nginx: %q is managed by sign or encrypt", a.Name)
+		}
 		for _, p := range append(append([]string{}, h.Sign...), h.Encrypt...) {
 			if ok, _ := path.Match(p, t.Name); ok {
 				return fmt.Errorf("sign/encrypt: %q matches the visitor cookie %q, which track manages", p, t.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAdopt checks the rollout settings: each adopted name managed, deadlines and
+// attributes that parse.
+func (h *Handler) checkAdopt() error {
+	if h.Unwrap && len(h.Adopt) > 0 {
+		return errors.New("adopt: not with unwrap, which accepts every plain value already")
+	}
+	for _, a := range h.Adopt {
+		if len(a.Cookies) == 0 {
+			return errors.New("adopt: no cookie names")
+		}
+		for _, n := range a.Cookies {
+			if err := checkPattern(n); err != nil {
+				return fmt.Errorf("adopt: %v", err)
+			}
+			if !slices.Contains(h.Sign, n) && !slices.Contains(h.Encrypt, n) && (strings.ContainsAny(n, `*?[\`) || !h.manages(n)) {
+				return fmt.Errorf("adopt: %q is not managed: list it (or a glob matching it) under sign or encrypt", n)
+			}
+		}
+		if _, err := parseDeadline(a.Until); err != nil {
+			return fmt.Errorf("adopt: until: %v", err)
+		}
+		if err := checkAttributes(a.Attributes); err != nil {
+			return fmt.Errorf("adopt: attributes: %v", err)
+		}
+	}
+	return nil
+}
+
+// manages reports whether a sign or encrypt pattern matches name.
+func (h *Handler) manages(name string) bool {
+	for _, p := range append(append([]string{}, h.Sign...), h.Encrypt...) {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// parseDeadline reads a date (its first second, UTC) or an RFC 3339 time.
+func parseDeadline(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a date (2027-01-31) or an RFC 3339 time (2027-01-31T18:00:00Z)", s)
+	}
+	return t, nil
+}
+
+// checkAttributes checks Set-Cookie attributes given in the config: parts separated by ';',
+// no control bytes, no Expires (a fixed date would outlive the config) and no Max-Age that
+// deletes.
+func checkAttributes(attrs string) error {
+	for a := range strings.SplitSeq(attrs, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(a), "=")
+		switch {
+		case strings.ContainsAny(a, "\r\n\x00"):
+			return errors.New("control characters")
+		case strings.EqualFold(k, "expires"):
+			return errors.New("Expires: give Max-Age instead")
+		case strings.EqualFold(k, "max-age"):
+			if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 {
+				return fmt.Errorf("Max-Age %q is not a positive number of seconds", v)
 			}
 		}
 	}
@@ -152,6 +230,20 @@ func (t *Track) check() error {
 		name, _, _ := strings.Cut(t.Consent, "=")
 		if err := checkToken(name); err != nil {
 			return fmt.Errorf("consent: %v", err)
+		}
+	}
+	if err := oneOf("id_format", t.IDFormat, "uuid", "nginx"); err != nil {
+		return err
+	}
+	if a := t.AdoptNginx; a != nil {
+		if err := checkToken(a.Name); err != nil {
+			return fmt.Errorf("adopt_nginx: %v", err)
+		}
+		if a.Name == t.Name {
+			return fmt.Errorf("adopt_nginx: %q is the visitor cookie's own name", a.Name)
+		}
+		if _, err := parseDeadline(a.Until); err != nil {
+			return fmt.Errorf("adopt_nginx: until: %v", err)
 		}
 	}
 	return nil

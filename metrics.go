@@ -24,6 +24,7 @@ type metrics struct {
 	signed   prometheus.Counter
 	invalid  *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
+	adopted  *prometheus.CounterVec
 }
 
 var (
@@ -45,6 +46,8 @@ func newMetrics() *metrics {
 			Help: "Request cookies not forwarded, by reason."}, []string{"reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_total",
 			Help: "Upstream Set-Cookie lines not sent, by reason."}, []string{"reason"}),
+		adopted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "adopted_total",
+			Help: "Plain values accepted during a rollout (adopt, unwrap) and nginx userid IDs kept, by configured cookie name or glob."}, []string{"cookie"}),
 	}
 }
 
@@ -54,7 +57,7 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 		return theMetrics, nil
 	}
 	m := theMetrics
-	for _, c := range []prometheus.Collector{m.issued, m.verified, m.resigned, m.signed, m.invalid, m.dropped} {
+	for _, c := range []prometheus.Collector{m.issued, m.verified, m.resigned, m.signed, m.invalid, m.dropped, m.adopted} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -80,6 +83,9 @@ func (h *Handler) report(rp *engine.Report) {
 	if rp.Signed > 0 {
 		m.signed.Add(float64(rp.Signed))
 	}
+	for _, a := range rp.Adopted {
+		m.adopted.WithLabelValues(a.Cookie).Add(float64(a.Count))
+	}
 	if len(rp.Events) == 0 && rp.Unlisted == 0 {
 		return // nothing was dropped (the counts below are all zero)
 	}
@@ -104,6 +110,8 @@ func (h *Handler) report(rp *engine.Report) {
 func (h *Handler) logEvent(e engine.Event, rejected bool) {
 	msg, level := "invalid cookie dropped", zapcore.WarnLevel
 	switch {
+	case e.Reason == engine.Adopted:
+		msg, level = "plain cookie adopted", zapcore.DebugLevel
 	case rejected && !e.Response:
 		msg = "invalid cookie: request rejected"
 	case e.Noise:

@@ -81,6 +81,17 @@ type Handler struct {
 	// with a shorter Max-Age or Expires verifies only that long. Default: 400 days.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
+	// Adopt eases the rollout in front of an app that already has users: until each
+	// deadline, a managed cookie whose value is not in encoded form (set before the module
+	// was there) reaches the upstream as received; an encoded value must still verify. Counted
+	// in caddy_signed_cookies_adopted_total{cookie}.
+	Adopt []Adoption `json:"adopt,omitempty"`
+
+	// Unwrap is the way back: encoded values still verify and reach the upstream plain, plain
+	// values pass, the upstream's Set-Cookie lines leave as written, and no visitor ID is
+	// issued or re-signed. After the longest cookie lifetime the module can be removed.
+	Unwrap bool `json:"unwrap,omitempty"`
+
 	// OnInvalid is what happens to a request carrying a managed cookie that fails to verify
 	// (or a look-alike of one): "drop" (default) forgets it and clears it in the browser (a
 	// bad visitor cookie is replaced by a new ID; a valid one is kept even when another
@@ -92,6 +103,30 @@ type Handler struct {
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
 	now     func() time.Time
+}
+
+// Adoption accepts managed cookies in plain form until a deadline.
+type Adoption struct {
+	// Cookies are names or globs, each managed by sign or encrypt.
+	Cookies []string `json:"cookies,omitempty"`
+
+	// Until is the deadline: a date (2027-01-31, meaning its first second, UTC) or an RFC
+	// 3339 time. Adoption stops by itself then, with no reload.
+	Until string `json:"until,omitempty"`
+
+	// Attributes are those the upstream sets these cookies with ("Path=/; HttpOnly;
+	// Max-Age=2592000"; no Expires). When given, an adopted cookie is set again in encoded
+	// form on the same response; without them it passes until the upstream sets it again.
+	Attributes string `json:"attributes,omitempty"`
+}
+
+// AdoptNginx keeps the IDs of nginx userid's cookie during a migration.
+type AdoptNginx struct {
+	// Name of nginx's cookie (userid_name), such as "uid".
+	Name string `json:"name,omitempty"`
+
+	// Until is the deadline, as in Adoption.
+	Until string `json:"until,omitempty"`
 }
 
 // Track configures the visitor-ID cookie.
@@ -145,6 +180,17 @@ type Track struct {
 	// or "name=value".
 	Consent string `json:"consent,omitempty"`
 
+	// AdoptNginx: until its deadline, a request with nginx userid's cookie (base64 of four
+	// 32-bit words, as nginx 1.22 writes it) and no valid visitor cookie keeps nginx's ID: it
+	// is issued as a signed visitor cookie and nginx's cookie is cleared. A malformed one gets
+	// a new ID. Counted in caddy_signed_cookies_adopted_total{cookie}.
+	AdoptNginx *AdoptNginx `json:"adopt_nginx,omitempty"`
+
+	// IDFormat is how the upstream and the placeholders read the ID: "uuid" (default) or
+	// "nginx": 32 upper-case hex digits, as nginx's $uid_got and $uid_set print them (which
+	// add "name=" in front).
+	IDFormat string `json:"id_format,omitempty"`
+
 	// WhenRaw issues a new ID only to requests matching this matcher set (for instance not
 	// bots). Verification of an existing cookie never depends on it.
 	WhenRaw caddy.ModuleMap `json:"when,omitempty" caddy:"namespace=http.matchers"`
@@ -195,9 +241,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Encrypt: h.Encrypt,
 		MaxAge:  time.Duration(h.MaxAge),
 		Reject:  h.OnInvalid == "reject",
+		Unwrap:  h.Unwrap,
 		KeyID:   keyID,
 		Name:    h.describe(),
 		IsHTTPS: isHTTPS,
+	}
+	for _, a := range h.Adopt {
+		until, _ := parseDeadline(a.Until) // checked
+		cfg.Adopt = append(cfg.Adopt, engine.Adoption{Names: a.Cookies, Until: until, Attributes: a.Attributes})
+		h.warnPast("adopt", a.Until, until)
 	}
 	var codecs []*cookie.Codec
 	if h.keys != nil {
@@ -253,6 +305,7 @@ func (h *Handler) setDefaults() {
 		t.Forward = cmpOr(strings.ToLower(t.Forward), "plain")
 		t.Secure = cmpOr(strings.ToLower(t.Secure), "auto")
 		t.SameSite = cmpOr(strings.ToLower(t.SameSite), "lax")
+		t.IDFormat = cmpOr(strings.ToLower(t.IDFormat), "uuid")
 		if t.HTTPOnly == nil {
 			on := true
 			t.HTTPOnly = &on
@@ -324,6 +377,14 @@ func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engin
 	if !strings.EqualFold(t.Header, "off") {
 		v.Header = t.Header
 	}
+	if t.IDFormat == "nginx" {
+		v.IDFormat = engine.IDNginx
+	}
+	if a := t.AdoptNginx; a != nil {
+		v.AdoptNginx = a.Name
+		v.AdoptNginxUntil, _ = parseDeadline(a.Until) // checked
+		h.warnPast("track: adopt_nginx", a.Until, v.AdoptNginxUntil)
+	}
 	if t.WhenRaw != nil {
 		mods, err := ctx.LoadModule(t, "WhenRaw")
 		if err != nil {
@@ -339,6 +400,13 @@ func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engin
 		}
 	}
 	return v, nil
+}
+
+// warnPast says so when a deadline has passed already: the setting then does nothing.
+func (h *Handler) warnPast(field, text string, until time.Time) {
+	if !until.After(h.now()) {
+		h.logger.Warn("deadline in the past: this setting has no effect any more", zap.String("field", field), zap.String("until", text))
+	}
 }
 
 // describe names the handler in errors and logs by what it manages.

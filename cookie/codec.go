@@ -278,3 +278,29 @@ func indexPipe(b []byte, from int) int {
 	}
 	return -1
 }
+
+// IsEncoded reports whether value has the form of an encoded value (timestamp, payload and
+// a MAC of the right size), whatever its MAC says. A plain value never has it: during a
+// migration, a plain value can be accepted as it is while an encoded one must verify.
+func (c *Codec) IsEncoded(value string) bool {
+	if len(value) > c.maxLength || len(value) == 0 {
+		return false
+	}
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	b, err := b64.AppendDecode(s.a[:0], []byte(value))
+	s.a = b
+	if err != nil {
+		return false
+	}
+	i := indexPipe(b, 0)
+	if i <= 0 {
+		return false
+	}
+	j := indexPipe(b, i+1)
+	if j < 0 || len(b)-j-1 != sha256.Size {
+		return false
+	}
+	_, err = strconv.ParseInt(string(b[:i]), 10, 64)
+	return err == nil
+}

@@ -696,3 +696,33 @@ func TestRealmKeys(t *testing.T) {
 }
 
 const goldenShopHashKey = "uX3M0odX6KD5VtwbYUx1c7EGKMm5QHpm6yd-bMjKyM4"
+
+func TestIsEncoded(t *testing.T) {
+	ring := testRing(t, "k1")
+	for _, enc := range []bool{false, true} {
+		c := NewCodec(ring, Options{Encrypt: enc})
+		v, err := c.Encode("s", []byte("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := NewCodec(testRing(t, "other"), Options{Encrypt: enc}).Encode("s", []byte("x"))
+		for _, tc := range []struct {
+			value string
+			want  bool
+		}{
+			{v, true},
+			{other, true}, // another key: encoded, but it will not verify
+			{v[:len(v)-4], false},
+			{"alice", false},
+			{"", false},
+			{"YWxpY2U=", false}, // base64 of plain text
+			{b64.EncodeToString([]byte("1|abc|short-mac")), false},                  // MAC of the wrong size
+			{b64.EncodeToString([]byte("x|abc|" + strings.Repeat("m", 32))), false}, // no timestamp
+			{strings.Repeat("A", 5000), false},
+		} {
+			if got := c.IsEncoded(tc.value); got != tc.want {
+				t.Errorf("encrypt=%v: IsEncoded(%.30q) = %v, want %v", enc, tc.value, got, tc.want)
+			}
+		}
+	}
+}

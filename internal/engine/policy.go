@@ -36,11 +36,37 @@ type Config struct {
 	// IsHTTPS reports whether the client's connection is HTTPS; asked only when a cookie is
 	// set on the response.
 	IsHTTPS func(*http.Request) bool
+	// Adopt accepts managed cookies in plain form (never signed: what the app saw before the
+	// module) until a deadline.
+	Adopt []Adoption
+	// Unwrap is the way back: encoded values still verify and reach the upstream plain, plain
+	// values pass, Set-Cookie lines leave as the upstream wrote them, and no visitor ID is
+	// issued or re-signed.
+	Unwrap bool
 	// Refresh, when set, is asked at most once per request when a cookie fails its MAC: the
 	// keys may be stale (another instance has just added one). It reports whether they
 	// changed; the cookie is then verified again.
 	Refresh func() bool
 }
+
+// Adoption lists managed cookies accepted in plain form until a deadline. A value in encoded
+// form must still verify: adoption never weakens what signing protects.
+type Adoption struct {
+	Names []string // names or globs, each managed by Sign or Encrypt
+	Until time.Time
+	// Attributes, when set, are the attributes the upstream gives these cookies ("Path=/;
+	// HttpOnly"; Max-Age but no Expires): an adopted cookie is then set again, encoded, with
+	// them on the same response. Without them it passes until the upstream sets it again.
+	Attributes string
+}
+
+// IDFormat is how the upstream reads the visitor ID.
+type IDFormat uint8
+
+const (
+	IDUUID  IDFormat = iota // canonical UUID text
+	IDNginx                 // 32 upper-case hex digits, as nginx's $uid_got and $uid_set print them
+)
 
 // Visitor configures the visitor cookie.
 type Visitor struct {
@@ -61,6 +87,11 @@ type Visitor struct {
 	Consent string
 	// Gate holds back a new ID from requests it refuses (nil: none).
 	Gate func(*http.Request) bool
+	// AdoptNginx is the name of nginx userid's cookie: until AdoptNginxUntil, a request
+	// with a valid one and no valid visitor cookie keeps its ID.
+	AdoptNginx      string
+	AdoptNginxUntil time.Time
+	IDFormat        IDFormat
 	// Fingerprint is equal for visitor configurations that behave the same, Gate included.
 	Fingerprint string
 }
@@ -92,6 +123,8 @@ type Policy struct {
 	name        string
 	isHTTPS     func(*http.Request) bool
 	refresh     func() bool
+	adopt       []adoption
+	unwrap      bool
 
 	relations sync.Map // *Policy → composition, as checked when both ran on one request
 }
@@ -108,6 +141,9 @@ type visitor struct {
 	attrs        string // "; Path=/; Max-Age=…; HttpOnly; SameSite=Lax" without Secure
 	clearAttrs   string // "; Path=/; Max-Age=0", with the Domain
 	honorGPC     bool
+	nginxName    string
+	nginxUntil   int64 // Unix seconds
+	idFormat     IDFormat
 	consentName  string
 	consentValue string
 	consentAny   bool
@@ -116,7 +152,12 @@ type visitor struct {
 
 // New compiles a policy.
 func New(c Config) *Policy {
-	p := &Policy{reject: c.Reject, name: c.Name, isHTTPS: c.IsHTTPS, refresh: c.Refresh, visitorRule: -1}
+	p := &Policy{reject: c.Reject, name: c.Name, isHTTPS: c.IsHTTPS, refresh: c.Refresh, unwrap: c.Unwrap, visitorRule: -1}
+	for _, a := range c.Adopt {
+		for _, n := range a.Names {
+			p.adopt = append(p.adopt, newAdoption(n, a))
+		}
+	}
 	if p.isHTTPS == nil {
 		p.isHTTPS = func(r *http.Request) bool { return r.TLS != nil }
 	}
@@ -151,6 +192,10 @@ func newVisitor(c *Visitor) *visitor {
 		secure:   c.Secure,
 		honorGPC: c.HonorGPC,
 		gate:     c.Gate,
+		idFormat: c.IDFormat,
+	}
+	if c.AdoptNginx != "" {
+		v.nginxName, v.nginxUntil = c.AdoptNginx, c.AdoptNginxUntil.Unix()
 	}
 	if c.Header != "" {
 		v.headerNorm = normalizeHeaderName(c.Header)

@@ -23,6 +23,8 @@ const (
 	UnsafeValue
 	TrackingName
 	Informational
+	// Adopted is no drop: a plain value accepted during a rollout (logged at debug).
+	Adopted
 	numReasons
 )
 
@@ -40,6 +42,7 @@ var reasonNames = [numReasons]string{
 	UnsafeValue:   "unsafe_value",
 	TrackingName:  "tracking_name",
 	Informational: "informational",
+	Adopted:       "adopted",
 }
 
 func (r Reason) String() string {

@@ -48,6 +48,9 @@ type result struct {
 	consent bool // the visitor's consent cookie was forwarded
 	// refreshed: the keys were refreshed for this request (at most once)
 	refreshed bool
+	adopted   []adopted
+	nginx     string // the value of nginx userid's cookie, when the visitor adopts it
+	nginxSeen bool
 	values    []byte
 	canon     []byte
 }
@@ -55,6 +58,9 @@ type result struct {
 func (res *result) reset() {
 	res.header, res.changed, res.pairs = res.header[:0], false, 0
 	res.decodes, res.macs, res.consent, res.refreshed = 0, 0, false, false
+	res.nginx, res.nginxSeen = "", false
+	clear(res.adopted)
+	res.adopted = res.adopted[:0]
 	clear(res.found)
 	clear(res.dropped)
 	res.found, res.dropped, res.values = res.found[:0], res.dropped[:0], res.values[:0]
@@ -133,6 +139,9 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 			p.pair(res, part, now, trusted)
 		}
 	}
+	if len(res.adopted) > 0 {
+		res.settleAdopted()
+	}
 	res.changed = len(lines) != 1 || string(res.header) != lines[0]
 	return true
 }
@@ -158,6 +167,9 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
 		}
 		res.appendPart(part)
 		p.noteConsent(res, name, value)
+		if v := p.visitor; v != nil && name == v.nginxName && !res.nginxSeen {
+			res.nginx, res.nginxSeen = value, true
+		}
 		return
 	}
 	for _, q := range trusted {
@@ -177,6 +189,12 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
 		return
 	}
 	r := &j.rules[ri]
+	if r.kind != kindVisitor {
+		if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
+			p.adoptPair(res, part, name, value, ri, a)
+			return
+		}
+	}
 	keys := r.codec.KeyRing().Len()
 	if res.decodes >= maxDecodes || res.macs+keys > maxMACs {
 		res.drop(name, ri, OverBudget)

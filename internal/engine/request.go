@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
 )
 
 // Errors of Request. The caller answers them through its error handling.
@@ -43,6 +44,9 @@ type Pass struct {
 	issue, resign bool
 	https         bool
 	clear         []string // managed cookies to clear in the browser
+	upgrade       []adopted // adopted cookies to set again, encoded
+	nginxAdopted  bool      // the visitor ID came from nginx userid's cookie
+	nginxClear    bool      // nginx userid's cookie is cleared in the browser
 
 	finalized bool
 	signAt    int64 // Unix seconds the response's cookies are signed at (0: not yet)
@@ -62,6 +66,9 @@ type Report struct {
 	Events                             []Event
 	Unlisted                           int  // events past the bounds
 	Rejected                           bool // the request was refused (ErrInvalidCookie)
+	// Adopted counts the plain values accepted during a rollout, by adoption name or glob,
+	// and nginx userid cookies whose ID was kept, by their name.
+	Adopted []AdoptionCount
 	eventBytes                         int
 }
 
@@ -78,12 +85,14 @@ var passPool = sync.Pool{New: func() any { return new(Pass) }}
 
 // Release returns the pass for reuse; it must not be used after.
 func (ps *Pass) Release() {
-	res, clr, buf, ev := ps.res, ps.clear, ps.buf, ps.Report.Events
+	res, clr, up, buf, ev, ad := ps.res, ps.clear, ps.upgrade, ps.buf, ps.Report.Events, ps.Report.Adopted
 	res.reset()
 	clear(clr)
+	clear(up)
 	clear(ev)
-	*ps = Pass{res: res, clear: clr[:0], buf: buf[:0]}
-	ps.Report.Events = ev[:0]
+	clear(ad)
+	*ps = Pass{res: res, clear: clr[:0], upgrade: up[:0], buf: buf[:0]}
+	ps.Report.Events, ps.Report.Adopted = ev[:0], ad[:0]
 	passPool.Put(ps)
 }
 
@@ -123,11 +132,14 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 		return ps, ErrInvalidCookie
 	}
 	ps.Report.Verified = len(ps.res.found)
+	if len(ps.res.adopted) > 0 {
+		ps.noteAdopted()
+	}
 	if ps.decided {
 		ps.visit(r)
 	}
 	ps.forward(r)
-	if ps.issue || ps.resign || len(ps.clear) > 0 {
+	if ps.issue || ps.resign || len(ps.clear) > 0 || len(ps.upgrade) > 0 || ps.nginxClear {
 		ps.https = p.isHTTPS(r) // only a cookie set on the response needs it
 	}
 	return ps, nil
@@ -186,7 +198,7 @@ func (ps *Pass) visit(r *http.Request) {
 		if len(f.Value) == cookie.VisitorIDLen {
 			copy(ps.visitor[:], f.Value)
 			ps.known = true
-			ps.resign = f.Key > 0 || ps.now-f.Signed > v.refresh
+			ps.resign = !ps.p.unwrap && (f.Key > 0 || ps.now-f.Signed > v.refresh)
 			return
 		}
 		// A correctly signed value of the wrong size can only come from a misconfiguration
@@ -194,8 +206,19 @@ func (ps *Pass) visit(r *http.Request) {
 		ps.Report.Invalid[Malformed]++
 		ps.event(v.name, Malformed, false, false)
 	}
-	if !ps.mayIssue(r) {
+	if ps.p.unwrap || !ps.mayIssue(r) {
 		return
+	}
+	if ps.res.nginxSeen && ps.now < v.nginxUntil {
+		// The visitor nginx userid knew keeps its ID; its cookie goes, once replaced.
+		ps.nginxClear = true
+		if id, ok := nginxuid.Parse(ps.res.nginx); ok {
+			ps.visitor, ps.known, ps.issue, ps.nginxAdopted = id, true, true, true
+			ps.Report.countAdopted(v.nginxName)
+			return
+		}
+		ps.Report.Invalid[Malformed]++
+		ps.event(v.nginxName, Malformed, false, false)
 	}
 	ps.visitor = cookie.NewVisitorID()
 	ps.known, ps.issue = true, true
@@ -219,8 +242,12 @@ func (ps *Pass) forward(r *http.Request) {
 	var id []byte
 	if ps.known {
 		// The upstream gets the verified ID (or the new one, as if the visitor had always had
-		// it) as a UUID, last in its Cookie header unless stripped.
-		ps.buf = cookie.AppendUUID(ps.buf[:0], ps.visitor[:])
+		// it), last in its Cookie header unless stripped.
+		if v.idFormat == IDNginx {
+			ps.buf = nginxuid.AppendHex(ps.buf[:0], ps.visitor)
+		} else {
+			ps.buf = cookie.AppendUUID(ps.buf[:0], ps.visitor[:])
+		}
 		id = ps.buf
 		if !v.strip {
 			res.appendPair(v.name, id)
@@ -250,5 +277,5 @@ func (ps *Pass) forward(r *http.Request) {
 			r.Header[v.header] = f.idHdr[:]
 		}
 	}
-	f.setVisitor(ps.p, idText, ps.issue)
+	f.setVisitor(ps.p, idText, ps.issue && !ps.nginxAdopted)
 }

@@ -21,8 +21,8 @@ func (ps *Pass) Finalize(hdr http.Header) {
 	}
 	ps.finalized = true
 	unannounceTrailerCookies(hdr)
-	setsCleared := ps.rewriteSetCookies(hdr)
-	if ps.addOwnCookies(hdr, setsCleared) {
+	upstreamSets := ps.rewriteSetCookies(hdr)
+	if ps.addOwnCookies(hdr, upstreamSets) {
 		ensurePrivate(hdr)
 	}
 	ps.f.finalCookies = len(hdr["Set-Cookie"])
@@ -80,16 +80,21 @@ func (ps *Pass) signTime() int64 {
 }
 
 // rewriteSetCookies signs or encrypts the managed cookies the upstream sets, line by line,
-// each line parsed once. It reports which of the cookies queued for clearing the upstream
-// sets itself (a bit per entry of ps.clear).
-func (ps *Pass) rewriteSetCookies(hdr http.Header) (setsCleared uint64) {
+// each line parsed once. It reports which of the cookies queued for clearing or upgrading the
+// upstream sets itself (a bit per entry of ps.clear, then of ps.upgrade; at most 64).
+func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 	lines := hdr["Set-Cookie"]
 	var out []string // copy on first change
 	for i, line := range lines {
 		repl, keep := line, true
 		if sc, ok := parseSetCookie(line); ok {
 			if k := slices.Index(ps.clear, sc.name); k >= 0 {
-				setsCleared |= 1 << k
+				upstreamSets |= 1 << k
+			}
+			for k := range ps.upgrade {
+				if ps.upgrade[k].name == sc.name {
+					upstreamSets |= 1 << (len(ps.clear) + k)
+				}
 			}
 			repl, keep = ps.rewriteSetCookie(sc)
 		}
@@ -108,7 +113,7 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (setsCleared uint64) {
 	default:
 		hdr["Set-Cookie"] = out
 	}
-	return setsCleared
+	return upstreamSets
 }
 
 func (ps *Pass) rewriteSetCookie(sc setCookie) (string, bool) {
@@ -122,7 +127,7 @@ func (ps *Pass) rewriteSetCookie(sc setCookie) (string, bool) {
 		return "", ps.dropLine(sc.name, TrackingName)
 	}
 	deletion, expiry, expires := sc.lifetime(ps.now)
-	if deletion {
+	if deletion || ps.p.unwrap {
 		return sc.line, true
 	}
 	if !spliceSafe(sc.value) {
@@ -160,8 +165,13 @@ func (ps *Pass) dropLine(name string, reason Reason) bool {
 
 // addOwnCookies appends the visitor cookie (new or re-signed) and the clearing of invalid
 // managed cookies. It reports whether it added anything.
-func (ps *Pass) addOwnCookies(hdr http.Header, setsCleared uint64) bool {
+func (ps *Pass) addOwnCookies(hdr http.Header, upstreamSets uint64) bool {
 	added := false
+	add := func(line string) {
+		ps.f.seal(line)
+		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], line)
+		added = true
+	}
 	if v := ps.p.visitor; ps.decided && (ps.issue || ps.resign) {
 		b := append(ps.buf[:0], v.name...)
 		b = append(b, '=')
@@ -171,34 +181,48 @@ func (ps *Pass) addOwnCookies(hdr http.Header, setsCleared uint64) bool {
 			if v.secure == SecureOn || v.secure != SecureOff && (v.forceSecure || ps.https) {
 				b = append(b, "; Secure"...)
 			}
-			line := string(b)
-			ps.f.seal(line)
-			hdr["Set-Cookie"] = append(hdr["Set-Cookie"], line)
-			added = true
-			if ps.issue {
+			add(string(b))
+			switch {
+			case ps.nginxAdopted:
+			case ps.issue:
 				ps.Report.Issued++
-			} else {
+			default:
 				ps.Report.Resigned++
 			}
 		}
 		ps.buf = b[:0]
 	}
 	for k, name := range ps.clear {
-		if setsCleared&(1<<k) != 0 {
+		if upstreamSets&(1<<k) != 0 {
 			continue // the upstream sets it itself
 		}
-		line := name + "=; Path=/; Max-Age=0"
+		attrs := "; Path=/; Max-Age=0"
 		if v := ps.p.visitor; v != nil && name == v.name {
-			line = name + "=" + v.clearAttrs // the visitor cookie's own Path and Domain
+			attrs = v.clearAttrs // the visitor cookie's own Path and Domain
 		}
-		if ps.https || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
-			line += "; Secure" // browsers ignore a prefixed or HTTPS cookie's deletion without it
+		add(ps.clearing(name, attrs))
+	}
+	if ps.nginxClear {
+		add(ps.clearing(ps.p.visitor.nginxName, "; Path=/; Max-Age=0"))
+	}
+	for k, a := range ps.upgrade {
+		if upstreamSets&(1<<(len(ps.clear)+k)) != 0 {
+			continue // the upstream sets it itself: that line is signed
 		}
-		ps.f.seal(line)
-		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], line)
-		added = true
+		if line, ok := ps.upgradeLine(a); ok {
+			add(line)
+		}
 	}
 	return added
+}
+
+// clearing is the Set-Cookie line that deletes a cookie in the browser.
+func (ps *Pass) clearing(name, attrs string) string {
+	line := name + "=" + attrs
+	if ps.https || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
+		line += "; Secure" // browsers ignore a prefixed or HTTPS cookie's deletion without it
+	}
+	return line
 }
 
 // ensurePrivate keeps shared caches from storing a response that carries a visitor's cookie.

@@ -7,8 +7,6 @@
 // returns and Encode takes.
 package nginxuid
 
-import "encoding/hex"
-
 // nginx's decode table (ngx_decode_base64): the standard alphabet only;
 // '-', '_', whitespace and everything else are errors.
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -104,32 +102,16 @@ func Encode(id [16]byte) string {
 // host nginx runs on. Hex assumes a little-endian host (x86-64, arm64),
 // where each group of 4 bytes prints reversed: bytes 7f 00 00 01 print as
 // "0100007F". A big-endian nginx would have printed the bytes in order.
-func Hex(id [16]byte) string {
+func Hex(id [16]byte) string { return string(AppendHex(nil, id)) }
+
+// AppendHex appends Hex(id) to dst.
+func AppendHex(dst []byte, id [16]byte) []byte {
 	const digits = "0123456789ABCDEF"
-	var b [32]byte
 	for w := 0; w < 4; w++ {
 		for i := 0; i < 4; i++ {
 			c := id[4*w+3-i]
-			b[8*w+2*i], b[8*w+2*i+1] = digits[c>>4], digits[c&0xf]
+			dst = append(dst, digits[c>>4], digits[c&0xf])
 		}
 	}
-	return string(b[:])
-}
-
-// UUID returns the 16 bytes in order as canonical lower-case UUID text
-// (8-4-4-4-12). nginx has no such form; it is a byte-order-independent name
-// for the same ID. The bytes are not an RFC 9562 UUID: no version or variant
-// bits are set.
-func UUID(id [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], id[10:16])
-	return string(b[:])
+	return dst
 }

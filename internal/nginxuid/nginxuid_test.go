@@ -2,6 +2,7 @@ package nginxuid
 
 import (
 	"encoding/base64"
+	"github.com/signedcookies/caddy-signedcookies/cookie"
 	"strings"
 	"testing"
 )
@@ -94,7 +95,7 @@ func TestKnownCookie(t *testing.T) {
 	if got := Hex(id); got != nginxHex {
 		t.Errorf("Hex = %s, want %s", got, nginxHex)
 	}
-	if got := UUID(id); got != nginxUUID {
+	if got := cookie.UUIDString(id[:]); got != nginxUUID {
 		t.Errorf("UUID = %s, want %s", got, nginxUUID)
 	}
 	if got := Encode(id); got != nginxCookie {
@@ -124,8 +125,8 @@ func FuzzParse(f *testing.F) {
 			if len(s) < 22 || id[12]|id[13]|id[14]|id[15] == 0 {
 				t.Fatalf("Parse(%q) accepted %x", s, id)
 			}
-			if h := Hex(id); len(h) != 32 || len(UUID(id)) != 36 {
-				t.Fatalf("Hex %q / UUID %q", h, UUID(id))
+			if h := Hex(id); len(h) != 32 || len(cookie.UUIDString(id[:])) != 36 {
+				t.Fatalf("Hex %q / UUID %q", h, cookie.UUIDString(id[:]))
 			}
 		}
 		// 22 characters all in the standard alphabet: nginx decodes them

@@ -1,0 +1,169 @@
+// Rolling the module out in front of a live app, and back: plain values of managed cookies
+// accepted until a deadline (what the app saw before the module), nginx userid's IDs kept,
+// and the way back (unwrap), where encoded values still verify but nothing new is signed.
+
+package engine
+
+import (
+	"path"
+	"strings"
+)
+
+// adoption is one name or glob accepted in plain form until a deadline.
+type adoption struct {
+	pattern string
+	glob    bool
+	until   int64 // Unix seconds
+	attrs   string
+	// maxAge is the lifetime the attributes give (seconds), when hasMaxAge.
+	maxAge    int64
+	hasMaxAge bool
+}
+
+func newAdoption(pattern string, a Adoption) adoption {
+	ad := adoption{pattern: pattern, glob: strings.ContainsAny(pattern, `*?[\`), until: a.Until.Unix(), attrs: a.Attributes}
+	if a.Attributes != "" {
+		if sc, ok := parseSetCookie("x=v; " + a.Attributes); ok {
+			_, expiry, expires := sc.lifetime(0)
+			ad.maxAge, ad.hasMaxAge = expiry, expires
+		}
+	}
+	return ad
+}
+
+// unwrapped is what every plain value of a managed cookie is adopted as on the way back.
+var unwrapped = adoption{until: 1<<62 - 1}
+
+// adoption returns how a plain value of the managed cookie name is accepted now, if it is.
+func (p *Policy) adoption(name string, now int64) *adoption {
+	if p.unwrap {
+		return &unwrapped
+	}
+	for i := range p.adopt {
+		a := &p.adopt[i]
+		if now >= a.until {
+			continue
+		}
+		if a.glob {
+			if ok, _ := path.Match(a.pattern, name); !ok {
+				continue
+			}
+		} else if a.pattern != name {
+			continue
+		}
+		return a
+	}
+	return nil
+}
+
+// adopted is a plain value of a managed cookie forwarded as received.
+type adopted struct {
+	name, value string
+	label       string    // the adoption's pattern: the metric label (never an attacker's name)
+	entry       *adoption // nil on the way back
+	start, end  int       // where it stands in the rebuilt header, its separator included
+}
+
+// adoptPair forwards a plain value of a managed cookie as it was received, with the checks
+// an unmanaged pair gets.
+func (p *Policy) adoptPair(res *result, part, name, value string, rule int, a *adoption) {
+	if (strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && p.jar.hidesManaged(part, &res.canon) {
+		res.drop(name, -1, Lookalike)
+		return
+	}
+	if res.hasFound(name) || res.hasAdopted(name) {
+		res.drop(name, rule, Duplicate)
+		return
+	}
+	if len(res.adopted) >= maxDecodes {
+		res.drop(name, rule, OverBudget)
+		return
+	}
+	start := len(res.header)
+	res.appendPart(part)
+	label := a.pattern
+	if a == &unwrapped {
+		a, label = nil, p.jar.rules[rule].pattern
+	}
+	res.adopted = append(res.adopted, adopted{name: name, value: value, label: label, entry: a, start: start, end: len(res.header)})
+	p.noteConsent(res, name, value)
+}
+
+func (res *result) hasAdopted(name string) bool {
+	for i := range res.adopted {
+		if res.adopted[i].name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// settleAdopted removes the plain copies of cookies that also came encoded and verified: the
+// encoded copy wins, whatever the order.
+func (res *result) settleAdopted() {
+	for i := len(res.adopted) - 1; i >= 0; i-- {
+		a := res.adopted[i]
+		if !res.hasFound(a.name) {
+			continue
+		}
+		start, end := a.start, a.end
+		if start == 0 && end < len(res.header) {
+			end += 2 // the first pair: its following separator goes
+		}
+		res.header = append(res.header[:start], res.header[end:]...)
+		res.drop(a.name, -1, Duplicate)
+		res.adopted = append(res.adopted[:i], res.adopted[i+1:]...)
+		for j := i; j < len(res.adopted); j++ {
+			res.adopted[j].start -= end - start
+			res.adopted[j].end -= end - start
+		}
+	}
+}
+
+// noteAdopted counts and lists the adopted cookies, and queues the upgrade of those whose
+// attributes are known.
+func (ps *Pass) noteAdopted() {
+	for _, a := range ps.res.adopted {
+		ps.Report.countAdopted(a.label)
+		ps.event(a.name, Adopted, false, true)
+		if a.entry != nil && a.entry.attrs != "" && len(ps.upgrade) < maxClears {
+			ps.upgrade = append(ps.upgrade, a)
+		}
+	}
+}
+
+// Adoption is how many cookies were adopted under one name or glob (its metric label).
+type AdoptionCount struct {
+	Cookie string
+	Count  int
+}
+
+func (rp *Report) countAdopted(label string) {
+	for i := range rp.Adopted {
+		if rp.Adopted[i].Cookie == label {
+			rp.Adopted[i].Count++
+			return
+		}
+	}
+	rp.Adopted = append(rp.Adopted, AdoptionCount{Cookie: label, Count: 1})
+}
+
+// upgradeLine is the Set-Cookie line that replaces an adopted cookie with its encoded form.
+func (ps *Pass) upgradeLine(a adopted) (string, bool) {
+	r := &ps.p.jar.rules[ps.p.jar.match(a.name)]
+	ts := ps.signTime()
+	if a.entry.hasMaxAge && r.maxAge > 0 && a.entry.maxAge < r.maxAge {
+		ts += a.entry.maxAge - r.maxAge // the signature expires with the cookie
+	}
+	b := append(ps.buf[:0], a.name...)
+	b = append(b, '=')
+	b, err := r.codec.AppendEncodeAt(b, a.name, []byte(a.value), ts)
+	if err != nil || len(a.name)+1+r.codec.EncodedLen(len(a.value)) > browserCookieLimit {
+		ps.buf = b[:0]
+		return "", false
+	}
+	b = append(b, "; "...)
+	b = append(b, a.entry.attrs...)
+	ps.buf = b[:0]
+	return string(b), true
+}

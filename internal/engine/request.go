@@ -43,7 +43,7 @@ type Pass struct {
 	known         bool // the visitor holds a verified or new ID
 	issue, resign bool
 	https         bool
-	clear         []string // managed cookies to clear in the browser
+	clear         []string  // managed cookies to clear in the browser
 	upgrade       []adopted // adopted cookies to set again, encoded
 	nginxAdopted  bool      // the visitor ID came from nginx userid's cookie
 	nginxClear    bool      // nginx userid's cookie is cleared in the browser
@@ -68,8 +68,8 @@ type Report struct {
 	Rejected                           bool // the request was refused (ErrInvalidCookie)
 	// Adopted counts the plain values accepted during a rollout, by adoption name or glob,
 	// and nginx userid cookies whose ID was kept, by their name.
-	Adopted []AdoptionCount
-	eventBytes                         int
+	Adopted    []AdoptionCount
+	eventBytes int
 }
 
 // Event is a cookie worth a log line: its name (cut to a bounded length, never its value) and

@@ -52,13 +52,24 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    encrypt <name|glob>...
 //	    max_age <duration>
 //	    on_invalid drop|reject
+//	    cookie <name|glob>... {
+//	        secure | -secure
+//	        http_only | -http_only
+//	        same_site lax|strict|none | -same_site
+//	        partitioned | -partitioned
+//	        domain <from> <to>|-
+//	        path <from-prefix> <to-prefix>
+//	        prefix __Host-|__Secure-
+//	        split
+//	        needs_consent
+//	    }
 //	    adopt <name|glob>... until <date|time> [{
 //	        attributes <Set-Cookie attributes>
 //	    }]
 //	    unwrap
 //	}
 //
-// secret, sign, encrypt and adopt may be repeated, adding to the list. Keywords compare without
+// secret, sign, encrypt, cookie and adopt may be repeated, adding to the list. Keywords compare without
 // case (same_site Lax). With no track, sign or encrypt at all, the directive tracks visitors
 // with the defaults. Placeholders are kept as written and resolved at Provision; every other
 // value is checked here, with the words Provision would use.
@@ -71,7 +82,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		switch sub {
-		case "secret", "sign", "encrypt", "adopt":
+		case "secret", "sign", "encrypt", "adopt", "cookie":
 			// lists: repeatable
 		default:
 			if seen[sub] {
@@ -108,6 +119,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "unwrap":
 			h.Unwrap, err = noArgs(d)
+		case "cookie":
+			var c CookieRule
+			if c, err = parseCookieRule(d); err == nil {
+				h.Cookie = append(h.Cookie, c)
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -214,6 +230,69 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseCookieRule reads a cookie block: flags and their negations (-secure), rewrites, a
+// prefix, split and needs_consent.
+func parseCookieRule(d *caddyfile.Dispenser) (CookieRule, error) {
+	c := CookieRule{Names: d.RemainingArgs()}
+	if len(c.Names) == 0 {
+		return c, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	flag := func(v **bool, on bool) error {
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		*v = &on
+		return nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		key := strings.TrimPrefix(sub, "-")
+		if seen[key] {
+			return c, d.Errf("cookie: duplicate subdirective %q", key)
+		}
+		seen[key] = true
+		var err error
+		switch sub {
+		case "secure", "-secure":
+			err = flag(&c.Secure, sub == "secure")
+		case "http_only", "-http_only":
+			err = flag(&c.HTTPOnly, sub == "http_only")
+		case "partitioned", "-partitioned":
+			err = flag(&c.Partitioned, sub == "partitioned")
+		case "same_site":
+			c.SameSite, err = keyword(d, "cookie: same_site", "lax", "strict", "none")
+		case "-same_site":
+			c.SameSite = "-"
+			_, err = noArgs(d)
+		case "domain":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return c, d.Errf("cookie: domain: want <from> <to>, or - for <to> to remove it")
+			}
+			c.Domain = &Rewrite{From: args[0], To: args[1]}
+		case "path":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return c, d.Errf("cookie: path: want <from-prefix> <to-prefix>")
+			}
+			c.Path = &Rewrite{From: args[0], To: args[1]}
+		case "prefix":
+			c.Prefix, err = oneArg(d)
+		case "split":
+			c.Split, err = noArgs(d)
+		case "needs_consent":
+			c.NeedsConsent, err = noArgs(d)
+		default:
+			return c, d.Errf("cookie: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 // parseAdopt reads `adopt <name|glob>... until <date|time>`, with an optional block giving

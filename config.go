@@ -86,6 +86,11 @@ func (h *Handler) check() error {
 	if err := h.checkAdopt(); err != nil {
 		return err
 	}
+	for i := range h.Cookie {
+		if err := h.checkCookieRule(&h.Cookie[i]); err != nil {
+			return fmt.Errorf("cookie %s: %v", strings.Join(h.Cookie[i].Names, " "), err)
+		}
+	}
 	if t := h.Track; t != nil {
 		if err := t.check(); err != nil {
 			return fmt.Errorf("track: %v", err)
@@ -126,6 +131,57 @@ func (h *Handler) checkAdopt() error {
 		if err := checkAttributes(a.Attributes); err != nil {
 			return fmt.Errorf("adopt: attributes: %v", err)
 		}
+	}
+	return nil
+}
+
+// checkCookieRule checks a cookie rule, and the combinations its prefix forbids.
+func (h *Handler) checkCookieRule(c *CookieRule) error {
+	if len(c.Names) == 0 {
+		return errors.New("no cookie names")
+	}
+	for _, n := range c.Names {
+		if err := checkPattern(n); err != nil {
+			return err
+		}
+		if t := h.Track; t != nil {
+			if ok, _ := path.Match(n, t.Name); ok {
+				return fmt.Errorf("%q matches the visitor cookie %q, whose attributes track sets", n, t.Name)
+			}
+		}
+		if c.Split && !slices.Contains(h.Sign, n) && !slices.Contains(h.Encrypt, n) && (strings.ContainsAny(n, `*?[\`) || !h.manages(n)) {
+			return fmt.Errorf("split: %q is not managed: only a signed or encrypted value can be split safely", n)
+		}
+	}
+	if c.SameSite != "" {
+		if err := oneOf("same_site", strings.ToLower(c.SameSite), "lax", "strict", "none", "-"); err != nil {
+			return err
+		}
+	}
+	removesSecure := c.Secure != nil && !*c.Secure
+	if strings.EqualFold(c.SameSite, "none") && removesSecure {
+		return errors.New("same_site none with -secure: browsers refuse SameSite=None without Secure")
+	}
+	if d := c.Domain; d != nil && (d.From == "" || d.To == "" || strings.ContainsAny(d.From+d.To, "; \t\r\n\x00/")) {
+		return errors.New("domain: want <from> <to>, or - for <to> to remove it")
+	}
+	if p := c.Path; p != nil && (!strings.HasPrefix(p.From, "/") || !strings.HasPrefix(p.To, "/") || strings.ContainsAny(p.From+p.To, ";\r\n\x00")) {
+		return errors.New("path: want <from-prefix> <to-prefix>, both starting with /")
+	}
+	switch c.Prefix {
+	case "":
+	case "__Secure-", "__Host-":
+		if removesSecure {
+			return fmt.Errorf("prefix %s requires Secure: not with -secure", c.Prefix)
+		}
+		if c.Prefix == "__Host-" && (c.Domain != nil && c.Domain.To != "-" || c.Path != nil && c.Path.To != "/") {
+			return errors.New("prefix __Host- requires Path=/ and no Domain: not with a domain or path rewrite to anything else")
+		}
+	default:
+		return fmt.Errorf("prefix: %q is not __Host- or __Secure-", c.Prefix)
+	}
+	if c.NeedsConsent && (h.Track == nil || h.Track.Consent == "" && !h.Track.HonorGPC) {
+		return errors.New("needs_consent: the gates it waits for are the visitor cookie's: configure track with consent or honor_gpc")
 	}
 	return nil
 }

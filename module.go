@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +82,13 @@ type Handler struct {
 	// with a shorter Max-Age or Expires verifies only that long. Default: 400 days.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
+	// Cookie changes how the upstream's cookies (managed or not) are set and read: attributes
+	// added or removed, Domain and Path rewritten, a transparent __Host-/__Secure- prefix,
+	// values split over several cookies, cookies held back until consent. Where several
+	// match a name, the most specific wins (a name before a glob, a glob with more literal
+	// characters before one with fewer), then the first.
+	Cookie []CookieRule `json:"cookie,omitempty"`
+
 	// Adopt eases the rollout in front of an app that already has users: until each
 	// deadline, a managed cookie whose value is not in encoded form (set before the module
 	// was there) reaches the upstream as received; an encoded value must still verify. Counted
@@ -103,6 +111,50 @@ type Handler struct {
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
 	now     func() time.Time
+}
+
+// CookieRule is a rule for the upstream's cookies whose names match Names.
+type CookieRule struct {
+	// Names are cookie names or path.Match globs.
+	Names []string `json:"names,omitempty"`
+
+	// Secure: true adds the attribute to every Set-Cookie line of these cookies, false
+	// removes it; absent leaves it as the upstream set it. HTTPOnly and Partitioned alike.
+	Secure      *bool `json:"secure,omitempty"`
+	HTTPOnly    *bool `json:"http_only,omitempty"`
+	Partitioned *bool `json:"partitioned,omitempty"`
+
+	// SameSite sets the attribute: "lax", "strict" or "none"; "-" removes it.
+	SameSite string `json:"same_site,omitempty"`
+
+	// Domain rewrites a Domain attribute equal to From (case and a leading dot aside) to To,
+	// or removes it when To is "-" (nginx's proxy_cookie_domain).
+	Domain *Rewrite `json:"domain,omitempty"`
+
+	// Path rewrites a Path attribute starting with From: that prefix becomes To (nginx's
+	// proxy_cookie_path).
+	Path *Rewrite `json:"path,omitempty"`
+
+	// Prefix is "__Host-" or "__Secure-": the browser holds the prefixed name, with what the
+	// prefix requires (Secure; for __Host-, Path=/ and no Domain), while the upstream sets and
+	// reads the name without it. A client-sent cookie of the unprefixed name is dropped, so a
+	// sibling subdomain cannot toss one in.
+	Prefix string `json:"prefix,omitempty"`
+
+	// Split carries a value whose encoded form exceeds what a browser keeps of one cookie in
+	// up to 8 cookies (name, name__1, …), joined and verified whole on the way in. Managed
+	// cookies (sign, encrypt) only.
+	Split bool `json:"split,omitempty"`
+
+	// NeedsConsent holds these cookies back (their Set-Cookie lines dropped, their values not
+	// forwarded) unless the visitor cookie's consent gates (consent, honor_gpc) allow.
+	NeedsConsent bool `json:"needs_consent,omitempty"`
+}
+
+// Rewrite is an attribute rewrite, From → To.
+type Rewrite struct {
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 }
 
 // Adoption accepts managed cookies in plain form until a deadline.
@@ -255,13 +307,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.keys != nil {
 		cfg.Refresh = h.keys.refreshOnDemand
 	}
+	codec := func(encrypt bool, maxLength int) *cookie.Codec {
+		c := cookie.NewCodec(ring, cookie.Options{Encrypt: encrypt, MaxAge: cfg.MaxAge, MaxLength: maxLength})
+		codecs = append(codecs, c)
+		return c
+	}
+	split := slices.ContainsFunc(h.Cookie, func(c CookieRule) bool { return c.Split })
 	if len(h.Sign) > 0 {
-		cfg.SignCodec = cookie.NewCodec(ring, cookie.Options{MaxAge: cfg.MaxAge})
-		codecs = append(codecs, cfg.SignCodec)
+		cfg.SignCodec = codec(false, 0)
+		if split {
+			cfg.LongSignCodec = codec(false, splitMaxLength)
+		}
 	}
 	if len(h.Encrypt) > 0 {
-		cfg.EncryptCodec = cookie.NewCodec(ring, cookie.Options{Encrypt: true, MaxAge: cfg.MaxAge})
-		codecs = append(codecs, cfg.EncryptCodec)
+		cfg.EncryptCodec = codec(true, 0)
+		if split {
+			cfg.LongEncryptCodec = codec(true, splitMaxLength)
+		}
+	}
+	for _, c := range h.Cookie {
+		cfg.Cookies = append(cfg.Cookies, c.engineRule())
 	}
 	if h.Track != nil {
 		if cfg.Visitor, err = h.visitorConfig(ctx, ring); err != nil {
@@ -400,6 +465,27 @@ func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engin
 		}
 	}
 	return v, nil
+}
+
+// splitMaxLength is the longest encoded value a split carries (8 cookies of 4 KB, less their
+// names).
+const splitMaxLength = 8 * 4000
+
+// engineRule is the engine's view of a cookie rule.
+func (c CookieRule) engineRule() engine.CookieRule {
+	r := engine.CookieRule{Names: c.Names, Secure: c.Secure, HTTPOnly: c.HTTPOnly, Partitioned: c.Partitioned,
+		Prefix: c.Prefix, Split: c.Split, NeedsConsent: c.NeedsConsent}
+	if c.SameSite != "" {
+		v := map[string]string{"lax": "Lax", "strict": "Strict", "none": "None", "-": ""}[strings.ToLower(c.SameSite)]
+		r.SameSite = &v
+	}
+	if d := c.Domain; d != nil {
+		r.Domain = &engine.Rewrite{From: d.From, To: strings.TrimPrefix(d.To, "-")}
+	}
+	if p := c.Path; p != nil {
+		r.Path = &engine.Rewrite{From: p.From, To: p.To}
+	}
+	return r
 }
 
 // warnPast says so when a deadline has passed already: the setting then does nothing.

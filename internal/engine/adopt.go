@@ -106,17 +106,9 @@ func (res *result) settleAdopted() {
 		if !res.hasFound(a.name) {
 			continue
 		}
-		start, end := a.start, a.end
-		if start == 0 && end < len(res.header) {
-			end += 2 // the first pair: its following separator goes
-		}
-		res.header = append(res.header[:start], res.header[end:]...)
-		res.drop(a.name, -1, Duplicate)
 		res.adopted = append(res.adopted[:i], res.adopted[i+1:]...)
-		for j := i; j < len(res.adopted); j++ {
-			res.adopted[j].start -= end - start
-			res.adopted[j].end -= end - start
-		}
+		res.cut(span{a.start, a.end})
+		res.drop(a.name, -1, Duplicate)
 	}
 }
 

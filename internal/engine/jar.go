@@ -27,7 +27,8 @@ type rule struct {
 	pattern string
 	kind    ruleKind
 	codec   *cookie.Codec
-	maxAge  int64 // seconds: the codec's, for upstream cookies
+	long    *cookie.Codec // the codec for split values, when a cookie rule splits
+	maxAge  int64         // seconds: the codec's, for upstream cookies
 	// identity is equal for rules of different policies that read and write a cookie the
 	// same way: they may share a request path (see Compose).
 	identity string

@@ -24,6 +24,11 @@ type Config struct {
 	Sign, Encrypt []string
 	// SignCodec and EncryptCodec encode them; MaxAge is their codecs' max age.
 	SignCodec, EncryptCodec *cookie.Codec
+	// LongSignCodec and LongEncryptCodec, the same with room for a split value (see
+	// CookieRule.Split; needed only then).
+	LongSignCodec, LongEncryptCodec *cookie.Codec
+	// Cookies are the rules for the upstream's cookies, managed or not.
+	Cookies []CookieRule
 	MaxAge                  time.Duration
 	// Reject answers a request carrying a bad managed cookie with ErrInvalidCookie instead of
 	// dropping the cookie.
@@ -125,6 +130,7 @@ type Policy struct {
 	refresh     func() bool
 	adopt       []adoption
 	unwrap      bool
+	blocks      *blocks
 
 	relations sync.Map // *Policy → composition, as checked when both ran on one request
 }
@@ -169,16 +175,17 @@ func New(c Config) *Policy {
 			identity: c.KeyID + "|visitor|" + v.Fingerprint})
 	}
 	for _, l := range []struct {
-		kind     ruleKind
-		patterns []string
-		codec    *cookie.Codec
-	}{{kindEncrypt, c.Encrypt, c.EncryptCodec}, {kindSign, c.Sign, c.SignCodec}} {
+		kind        ruleKind
+		patterns    []string
+		codec, long *cookie.Codec
+	}{{kindEncrypt, c.Encrypt, c.EncryptCodec, c.LongEncryptCodec}, {kindSign, c.Sign, c.SignCodec, c.LongSignCodec}} {
 		for _, pat := range l.patterns {
-			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, maxAge: int64(c.MaxAge / time.Second),
+			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, long: l.long, maxAge: int64(c.MaxAge / time.Second),
 				identity: fmt.Sprintf("%s|%d|%d", c.KeyID, l.kind, int64(c.MaxAge/time.Second))})
 		}
 	}
 	p.jar = newJar(rules)
+	p.blocks = newBlocks(c.Cookies)
 	return p
 }
 

@@ -23,6 +23,9 @@ const (
 	UnsafeValue
 	TrackingName
 	Informational
+	NoConsent  // a cookie that needs consent, without it: held back
+	Unprefixed // the unprefixed name of a cookie the browser holds with __Host- or __Secure-
+	Partial    // a split value with chunks missing or left over: absent
 	// Adopted is no drop: a plain value accepted during a rollout (logged at debug).
 	Adopted
 	numReasons
@@ -42,6 +45,9 @@ var reasonNames = [numReasons]string{
 	UnsafeValue:   "unsafe_value",
 	TrackingName:  "tracking_name",
 	Informational: "informational",
+	NoConsent:     "no_consent",
+	Unprefixed:    "unprefixed",
+	Partial:       "partial",
 	Adopted:       "adopted",
 }
 

@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
@@ -51,6 +52,10 @@ type result struct {
 	adopted   []adopted
 	nginx     string // the value of nginx userid's cookie, when the visitor adopts it
 	nginxSeen bool
+	chunks    []chunk     // pieces of split values (name__1 …), joined once all are read
+	heads     []splitHead // first pieces of split values
+	withheld  []span      // pairs forwarded unless consent is missing
+	joined    []byte
 	values    []byte
 	canon     []byte
 }
@@ -60,7 +65,9 @@ func (res *result) reset() {
 	res.decodes, res.macs, res.consent, res.refreshed = 0, 0, false, false
 	res.nginx, res.nginxSeen = "", false
 	clear(res.adopted)
-	res.adopted = res.adopted[:0]
+	clear(res.chunks)
+	clear(res.heads)
+	res.adopted, res.chunks, res.heads, res.withheld = res.adopted[:0], res.chunks[:0], res.heads[:0], res.withheld[:0]
 	clear(res.found)
 	clear(res.dropped)
 	res.found, res.dropped, res.values = res.found[:0], res.dropped[:0], res.values[:0]
@@ -136,8 +143,14 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 				res.reset()
 				return false
 			}
-			p.pair(res, part, now, trusted)
+			start := len(res.header)
+			if p.pair(res, part, now, trusted) && len(res.header) > start {
+				res.withheld = append(res.withheld, span{start, len(res.header)})
+			}
 		}
+	}
+	if len(res.heads) > 0 || len(res.chunks) > 0 {
+		p.joinSplit(res, now)
 	}
 	if len(res.adopted) > 0 {
 		res.settleAdopted()
@@ -146,7 +159,9 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 	return true
 }
 
-func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
+// pair handles one pair of the Cookie header. It reports whether the pair is of a cookie
+// that needs consent (then what it forwarded is withdrawn without consent).
+func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (needsConsent bool) {
 	eq := strings.IndexByte(part, '=')
 	if eq <= 0 || hasCTL(part) {
 		name := "" // a pair without '=' is a nameless cookie's value: never reported
@@ -154,62 +169,100 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
 			name = part[:eq]
 		}
 		res.drop(name, -1, Unparsable)
-		return
+		return false
 	}
+	// name is what the upstream reads, browser what the browser holds (and what a MAC covers)
 	name, value := part[:eq], part[eq+1:]
+	browser := name
+	var blk *block
+	if p.blocks != nil {
+		if base, i, ok := p.blocks.chunkOf(name); ok {
+			if len(res.chunks) >= maxDecodes*maxChunks {
+				res.drop(name, -1, OverBudget)
+			} else {
+				res.chunks = append(res.chunks, chunk{app: base, index: i, value: value})
+			}
+			return false
+		}
+		var refused bool
+		if name, blk, refused = p.blocks.incoming(name); refused {
+			res.drop(browser, -1, Unprefixed)
+			return false
+		}
+		needsConsent = blk != nil && blk.NeedsConsent
+		if browser != name {
+			part = name + "=" + value // forwarded under the name the upstream reads
+		}
+	}
 	j := p.jar
 	ri := j.match(name)
 	if ri < 0 {
 		if j.lookalike(name, &res.canon) ||
 			(strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && j.hidesManaged(part, &res.canon) {
-			res.drop(name, -1, Lookalike)
-			return
+			res.drop(browser, -1, Lookalike)
+			return false
 		}
 		res.appendPart(part)
 		p.noteConsent(res, name, value)
 		if v := p.visitor; v != nil && name == v.nginxName && !res.nginxSeen {
 			res.nginx, res.nginxSeen = value, true
 		}
-		return
+		return needsConsent
 	}
 	for _, q := range trusted {
 		if q.manages(name) {
 			res.appendPart(part)
 			p.noteConsent(res, name, value)
-			return
+			return needsConsent
 		}
 	}
 	if res.hasFound(name) {
-		res.drop(name, ri, Duplicate)
-		return
+		res.drop(browser, ri, Duplicate)
+		return false
 	}
 	if value == "" || value == `""` {
 		// what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent, not forged
-		res.drop(name, ri, Empty)
-		return
+		res.drop(browser, ri, Empty)
+		return false
 	}
 	r := &j.rules[ri]
 	if r.kind != kindVisitor {
 		if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
 			p.adoptPair(res, part, name, value, ri, a)
-			return
+			return needsConsent
 		}
 	}
+	if blk != nil && blk.Split {
+		if k, first, ok := parseSplitHead(value); ok {
+			res.heads = append(res.heads, splitHead{app: name, browser: browser, rule: ri, k: k, first: first})
+			return false // joined once every pair is read
+		}
+	}
+	p.verify(res, r, ri, name, browser, value, now)
+	return needsConsent
+}
+
+// verify decodes a managed value and forwards it (or drops it, saying why).
+func (p *Policy) verify(res *result, r *rule, ri int, name, browser, value string, now int64) {
 	keys := r.codec.KeyRing().Len()
 	if res.decodes >= maxDecodes || res.macs+keys > maxMACs {
-		res.drop(name, ri, OverBudget)
+		res.drop(browser, ri, OverBudget)
 		return
 	}
 	res.decodes++
+	codec := r.codec
+	if len(value) > codec.MaxLength() && r.long != nil {
+		codec = r.long
+	}
 	start := len(res.values)
-	d, err := r.codec.AppendDecodeAt(res.values, name, value, now)
+	d, err := codec.AppendDecodeAt(res.values, browser, value, now)
 	if err == cookie.ErrBadMAC && p.refresh != nil && !res.refreshed {
 		res.refreshed = true
 		if p.refresh() {
 			res.macs += keys
-			keys = r.codec.KeyRing().Len()
+			keys = codec.KeyRing().Len()
 			if res.macs+keys <= maxMACs {
-				d, err = r.codec.AppendDecodeAt(res.values, name, value, now)
+				d, err = codec.AppendDecodeAt(res.values, browser, value, now)
 			}
 		}
 	}
@@ -218,7 +271,7 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
 		if reason == BadMAC || reason == Expired {
 			res.macs += keys
 		}
-		res.drop(name, ri, reason)
+		res.drop(browser, ri, reason)
 		return
 	}
 	res.macs += d.Key + 1
@@ -230,7 +283,7 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) {
 	}
 	if !spliceSafe(d.Value) {
 		res.values = res.values[:start]
-		res.drop(name, ri, UnsafeValue)
+		res.drop(browser, ri, UnsafeValue)
 		return
 	}
 	res.found = append(res.found, found{name: name, rule: ri, Decoded: d})
@@ -283,4 +336,94 @@ func hasCTL(s string) bool {
 		}
 	}
 	return false
+}
+
+// span is a range of the rebuilt header, its separator included.
+type span struct{ start, end int }
+
+// chunk is a piece of a split value: name__index.
+type chunk struct {
+	app   string
+	index int
+	value string
+}
+
+// splitHead is the first piece of a split value: k pieces in all.
+type splitHead struct {
+	app, browser string
+	rule, k      int
+	first        string
+}
+
+func (res *result) chunkSeen(app string, i int) bool {
+	for _, c := range res.chunks {
+		if c.app == app && c.index == i {
+			return true
+		}
+	}
+	return false
+}
+
+// joinSplit joins the pieces of each split value and verifies the whole: pieces of two values,
+// of two versions of one, or in another order do not verify; a value with pieces missing
+// is absent, and so are pieces without their first one.
+func (p *Policy) joinSplit(res *result, now int64) {
+	for _, h := range res.heads {
+		if res.hasFound(h.app) {
+			res.drop(h.browser, h.rule, Duplicate)
+			continue
+		}
+		joined := append(res.joined[:0], h.first...)
+		complete := true
+		for i := 1; i < h.k && complete; i++ {
+			complete = false
+			for _, c := range res.chunks {
+				if c.app == h.app && c.index == i {
+					joined = append(joined, c.value...)
+					complete = true
+					break
+				}
+			}
+		}
+		res.joined = joined
+		if !complete {
+			res.drop(h.browser, h.rule, Partial)
+			continue
+		}
+		r := &p.jar.rules[h.rule]
+		p.verify(res, r, h.rule, h.app, h.browser, string(joined), now)
+	}
+	for i, c := range res.chunks {
+		orphan := true
+		for _, h := range res.heads {
+			orphan = orphan && h.app != c.app
+		}
+		if orphan && (i == 0 || res.chunks[i-1].app != c.app) {
+			res.drop(chunkName(c.app, c.index), -1, Partial)
+		}
+	}
+}
+
+// cut removes a span from the rebuilt header (the first pair takes its following separator
+// with it), moving the spans recorded after it.
+func (res *result) cut(s span) {
+	start, end := s.start, s.end
+	if start == 0 && end < len(res.header) {
+		end += 2
+	}
+	res.header = append(res.header[:start], res.header[end:]...)
+	res.withheld = slices.DeleteFunc(res.withheld, func(w span) bool { return w == s })
+	n := end - start
+	for i := range res.adopted {
+		if res.adopted[i].start >= end {
+			res.adopted[i].start -= n
+			res.adopted[i].end -= n
+		}
+	}
+	for i := range res.withheld {
+		if res.withheld[i].start >= end {
+			res.withheld[i].start -= n
+			res.withheld[i].end -= n
+		}
+	}
 }

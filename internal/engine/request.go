@@ -52,6 +52,8 @@ type Pass struct {
 	signAt    int64 // Unix seconds the response's cookies are signed at (0: not yet)
 	clock     func() int64
 	buf       []byte
+	lines     []string // scratch: what one Set-Cookie line becomes
+	consented bool     // the gates allow cookies that need consent
 	trusted   [2]*Policy
 
 	// Report is what the pass did, for metrics and logs.
@@ -85,13 +87,14 @@ var passPool = sync.Pool{New: func() any { return new(Pass) }}
 
 // Release returns the pass for reuse; it must not be used after.
 func (ps *Pass) Release() {
-	res, clr, up, buf, ev, ad := ps.res, ps.clear, ps.upgrade, ps.buf, ps.Report.Events, ps.Report.Adopted
+	res, clr, up, buf, ev, ad, ln := ps.res, ps.clear, ps.upgrade, ps.buf, ps.Report.Events, ps.Report.Adopted, ps.lines
 	res.reset()
 	clear(clr)
 	clear(up)
 	clear(ev)
 	clear(ad)
-	*ps = Pass{res: res, clear: clr[:0], upgrade: up[:0], buf: buf[:0]}
+	clear(ln)
+	*ps = Pass{res: res, clear: clr[:0], upgrade: up[:0], buf: buf[:0], lines: ln[:0]}
 	ps.Report.Events, ps.Report.Adopted = ev[:0], ad[:0]
 	passPool.Put(ps)
 }
@@ -122,6 +125,10 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 		ps.event("*", TooMany, false, false)
 		delete(r.Header, "Cookie") // error routes see this request's headers
 		return ps, ErrTooManyCookies
+	}
+	ps.consented = p.consentGiven(r, &ps.res)
+	if !ps.consented && len(ps.res.withheld) > 0 {
+		ps.withhold()
 	}
 	if ps.noteDropped() && p.reject {
 		ps.forward(r)
@@ -227,13 +234,32 @@ func (ps *Pass) visit(r *http.Request) {
 // mayIssue applies the privacy gates; they only ever hold back a new ID.
 func (ps *Pass) mayIssue(r *http.Request) bool {
 	v := ps.p.visitor
+	return ps.p.consentGiven(r, &ps.res) && (v.gate == nil || v.gate(r))
+}
+
+// consentGiven applies the visitor's consent gates (Sec-GPC, the consent cookie), which also
+// hold back the cookies that need consent.
+func (p *Policy) consentGiven(r *http.Request, res *result) bool {
+	v := p.visitor
+	if v == nil {
+		return true
+	}
 	if v.honorGPC && strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1" {
 		return false
 	}
-	if v.consentName != "" && !ps.res.consent {
-		return false
+	return v.consentName == "" || res.consent
+}
+
+// withhold takes the cookies that need consent out of the forwarded header.
+func (ps *Pass) withhold() {
+	res := &ps.res
+	for i := len(res.withheld) - 1; i >= 0; i-- {
+		s := res.withheld[i]
+		name, _, _ := strings.Cut(string(res.header[s.start:s.end]), "=")
+		res.drop(strings.TrimPrefix(name, "; "), -1, NoConsent)
+		res.cut(s)
 	}
-	return v.gate == nil || v.gate(r)
+	res.changed = true
 }
 
 // forward gives the upstream the rebuilt Cookie header and the visitor ID.

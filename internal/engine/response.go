@@ -79,16 +79,28 @@ func (ps *Pass) signTime() int64 {
 	return ps.signAt
 }
 
-// rewriteSetCookies signs or encrypts the managed cookies the upstream sets, line by line,
-// each line parsed once. It reports which of the cookies queued for clearing or upgrading the
-// upstream sets itself (a bit per entry of ps.clear, then of ps.upgrade; at most 64).
+// rewriteSetCookies signs or encrypts the managed cookies the upstream sets, and applies the
+// cookie rules, line by line, each line parsed once. It reports which of the cookies queued
+// for clearing or upgrading the upstream sets itself (a bit per entry of ps.clear, then of
+// ps.upgrade; at most 64).
 func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 	lines := hdr["Set-Cookie"]
 	var out []string // copy on first change
 	for i, line := range lines {
-		repl, keep := line, true
-		if sc, ok := parseSetCookie(line); ok {
-			if k := slices.Index(ps.clear, sc.name); k >= 0 {
+		sc, ok := parseSetCookie(line)
+		if !ok || ps.f.isSealed(line) {
+			if out != nil {
+				out = append(out, line)
+			}
+			continue
+		}
+		blk := ps.p.blocks.find(sc.name)
+		if len(ps.clear) > 0 || len(ps.upgrade) > 0 {
+			browser := sc.name
+			if blk != nil {
+				browser = blk.Prefix + sc.name
+			}
+			if k := slices.Index(ps.clear, browser); k >= 0 {
 				upstreamSets |= 1 << k
 			}
 			for k := range ps.upgrade {
@@ -96,14 +108,18 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 					upstreamSets |= 1 << (len(ps.clear) + k)
 				}
 			}
-			repl, keep = ps.rewriteSetCookie(sc)
 		}
-		if out == nil && (!keep || repl != line) {
-			out = make([]string, i, len(lines))
+		repl, changed := ps.rewriteLine(ps.lines[:0], sc, blk)
+		ps.lines = repl
+		if changed && out == nil {
+			out = make([]string, i, len(lines)+len(repl))
 			copy(out, lines[:i])
 		}
-		if out != nil && keep {
-			out = append(out, repl)
+		switch {
+		case changed:
+			out = append(out, repl...)
+		case out != nil:
+			out = append(out, line)
 		}
 	}
 	switch {
@@ -116,25 +132,48 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 	return upstreamSets
 }
 
-func (ps *Pass) rewriteSetCookie(sc setCookie) (string, bool) {
+// rewriteLine appends to out what one Set-Cookie line of the upstream becomes: a rewritten
+// line, several (a split value), or nothing (dropped); changed is false, and nothing is
+// appended, when it stays as it was.
+func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string, changed bool) {
+	if blk != nil && blk.NeedsConsent && !ps.consented {
+		return out, !ps.dropLine(sc.name, NoConsent)
+	}
 	j := ps.p.jar
 	ri := j.match(sc.name)
-	if ri < 0 || ps.f.isSealed(sc.line) {
-		return sc.line, true
+	if ri < 0 {
+		if blk == nil {
+			return out, false
+		}
+		return ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil))), true
 	}
 	r := &j.rules[ri]
 	if r.kind == kindVisitor { // the visitor cookie is the module's alone
-		return "", ps.dropLine(sc.name, TrackingName)
+		return out, !ps.dropLine(sc.name, TrackingName)
 	}
 	deletion, expiry, expires := sc.lifetime(ps.now)
 	if deletion || ps.p.unwrap {
-		return sc.line, true
+		if blk == nil {
+			return out, false
+		}
+		out = ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil)))
+		if deletion && blk.Split {
+			for i := 1; i < maxChunks; i++ { // whatever the browser holds of a split value
+				out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, true))
+			}
+		}
+		return out, true
 	}
 	if !spliceSafe(sc.value) {
-		return "", ps.dropLine(sc.name, UnsafeValue)
+		return out, !ps.dropLine(sc.name, UnsafeValue)
 	}
-	if len(sc.name)+1+r.codec.EncodedLen(len(sc.value)) > browserCookieLimit {
-		return "", ps.dropLine(sc.name, TooLong)
+	browser := sc.name
+	codec := r.codec
+	if blk != nil {
+		browser = blk.Prefix + sc.name
+		if blk.Split {
+			codec = r.long
+		}
 	}
 	// The signature expires with the cookie: a copy kept past the upstream's Max-Age or
 	// Expires does not verify (timestamp + max age = the upstream's expiry).
@@ -142,18 +181,63 @@ func (ps *Pass) rewriteSetCookie(sc setCookie) (string, bool) {
 	if expires && r.maxAge > 0 && expiry-ts < r.maxAge {
 		ts = expiry - r.maxAge
 	}
-	b := append(ps.buf[:0], sc.line[:sc.valueStart]...)
-	b, err := r.codec.AppendEncodeAt(b, sc.name, []byte(sc.value), ts)
-	if err != nil {
-		ps.buf = b[:0]
-		return "", ps.dropLine(sc.name, TooLong)
+	enc, err := codec.AppendEncodeAt(ps.buf[:0], browser, []byte(sc.value), ts)
+	ps.buf = enc[:0]
+	single := len(browser)+1+len(enc) <= browserCookieLimit
+	if err != nil || !single && (blk == nil || !blk.Split || len(enc) > maxChunks*chunkSize(browser)) {
+		return out, !ps.dropLine(sc.name, TooLong)
 	}
-	b = append(b, sc.line[sc.valueEnd:]...)
-	ps.buf = b[:0]
-	out := string(b)
-	ps.f.seal(out)
 	ps.Report.Signed++
-	return out, true
+	if single {
+		var line []byte
+		if blk == nil {
+			line = sc.appendSplice(nil, enc)
+		} else {
+			line = blk.editLine(nil, sc, enc)
+		}
+		out = ps.sealed(out, string(line))
+		if blk != nil && blk.Split {
+			out = ps.clearChunks(out, blk, sc, 1)
+		}
+		return out, true
+	}
+	chunks := splitValue(browser, enc)
+	out = ps.sealed(out, string(blk.editLine(nil, sc, chunks[0])))
+	for i := 1; i < len(chunks); i++ {
+		out = ps.sealed(out, ps.chunkLine(blk, sc, i, chunks[i], false))
+	}
+	return ps.clearChunks(out, blk, sc, len(chunks)), true
+}
+
+// sealed appends a line the module wrote and records it, so that no other policy on the
+// request path rewrites it.
+func (ps *Pass) sealed(out []string, line string) []string {
+	ps.f.seal(line)
+	return append(out, line)
+}
+
+// chunkLine is the Set-Cookie line of chunk i of a split value, with the attributes of the
+// value's line (or its deletion).
+func (ps *Pass) chunkLine(blk *block, sc setCookie, i int, value []byte, deletion bool) string {
+	b := append([]byte(blk.Prefix), chunkName(sc.name, i)...)
+	b = append(b, '=')
+	b = append(b, value...)
+	b = blk.editAttributes(b, sc.line[sc.valueEnd:])
+	if deletion {
+		b = append(b, "; Max-Age=0"...)
+	}
+	return string(b)
+}
+
+// clearChunks deletes the chunks, from the first unused one on, that the request carried:
+// stale pieces of a longer value must not linger.
+func (ps *Pass) clearChunks(out []string, blk *block, sc setCookie, from int) []string {
+	for i := from; i < maxChunks; i++ {
+		if ps.res.chunkSeen(sc.name, i) {
+			out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, true))
+		}
+	}
+	return out
 }
 
 // dropLine counts and lists a Set-Cookie line that is not sent; it returns false (not kept).

@@ -29,7 +29,7 @@ type Config struct {
 	LongSignCodec, LongEncryptCodec *cookie.Codec
 	// Cookies are the rules for the upstream's cookies, managed or not.
 	Cookies []CookieRule
-	MaxAge                  time.Duration
+	MaxAge  time.Duration
 	// Reject answers a request carrying a bad managed cookie with ErrInvalidCookie instead of
 	// dropping the cookie.
 	Reject bool

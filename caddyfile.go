@@ -48,7 +48,19 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        adopt_nginx <name> until <date|time>
 //	        id_format uuid|nginx
 //	    }
-//	    sign    <name|glob>...
+//	    sign    <name|glob>... [{
+//	        format itsdangerous
+//	        secret_key <key>...
+//	        salt <salt>
+//	    }]
+//	    flask_session [<cookie-name>] {
+//	        secret_key <key>...
+//	        salt <salt>
+//	        max_age <duration>
+//	        expose <key>...
+//	        header_prefix <prefix>|off
+//	        on_invalid drop|reject|pass
+//	    }
 //	    encrypt <name|glob>...
 //	    max_age <duration>
 //	    on_invalid drop|reject
@@ -95,7 +107,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "secret":
 			err = appendArgs(d, &h.Secrets)
 		case "sign":
-			err = appendArgs(d, &h.Sign)
+			var names []string
+			if err = appendArgs(d, &names); err != nil {
+				break
+			}
+			if nesting := d.Nesting(); d.NextBlock(nesting) {
+				var f SignFormat
+				if f, err = parseSignFormat(d, names, nesting); err == nil {
+					h.SignFormat = append(h.SignFormat, f)
+				}
+			} else {
+				h.Sign = append(h.Sign, names...)
+			}
+		case "flask_session":
+			if h.FlaskSession != nil {
+				return d.Errf("duplicate subdirective %q", sub)
+			}
+			h.FlaskSession, err = parseFlaskSession(d)
 		case "encrypt":
 			err = appendArgs(d, &h.Encrypt)
 		case "realm":
@@ -140,6 +168,10 @@ func (h *Handler) checkParsed(d *caddyfile.Dispenser) error {
 	if h.Track != nil {
 		t := *h.Track
 		c.Track = &t
+	}
+	if h.FlaskSession != nil {
+		f := *h.FlaskSession
+		c.FlaskSession = &f
 	}
 	c.setDefaults()
 	if err := c.check(); err != nil {
@@ -230,6 +262,75 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseSignFormat reads the block of `sign <names> { format … }`; the dispenser is on its
+// first subdirective.
+func parseSignFormat(d *caddyfile.Dispenser, names []string, nesting int) (SignFormat, error) {
+	f := SignFormat{Names: names}
+	seen := map[string]bool{}
+	for first := true; first || d.NextBlock(nesting); first = false {
+		sub := d.Val()
+		if seen[sub] {
+			return f, d.Errf("sign: duplicate subdirective %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "format":
+			f.Format, err = keyword(d, "sign: format", "itsdangerous")
+		case "secret_key":
+			err = appendArgs(d, &f.SecretKey)
+		case "salt":
+			f.Salt, err = oneArg(d)
+		default:
+			return f, d.Errf("sign: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// parseFlaskSession reads `flask_session [<name>] { … }`.
+func parseFlaskSession(d *caddyfile.Dispenser) (*FlaskSession, error) {
+	f := &FlaskSession{}
+	if d.NextArg() {
+		f.Name = d.Val()
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("flask_session: duplicate subdirective %q", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "secret_key":
+			err = appendArgs(d, &f.SecretKey)
+		case "salt":
+			f.Salt, err = oneArg(d)
+		case "max_age":
+			f.MaxAge, err = parseDuration(d)
+		case "expose":
+			err = appendArgs(d, &f.Expose)
+		case "header_prefix":
+			f.HeaderPrefix, err = oneArg(d)
+		case "on_invalid":
+			f.OnInvalid, err = keyword(d, "flask_session: on_invalid", "drop", "reject", "pass")
+		default:
+			return nil, d.Errf("flask_session: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // parseCookieRule reads a cookie block: flags and their negations (-secure), rewrites, a

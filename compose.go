@@ -42,7 +42,7 @@ func checkComposition(ctx caddy.Context, h *Handler) error {
 		return nil
 	}
 	ctx.OnCancel(func() { checked.Delete(app) })
-	c := &composer{logger: h.logger}
+	c := &composer{logger: h.logger, onePath: map[[2]int]bool{}}
 	for _, name := range sortedKeys(app.Servers) {
 		c.server(name, app.Servers[name])
 	}
@@ -81,8 +81,9 @@ type composer struct {
 	named    map[string]*caddyhttp.Route
 	nodes    map[string][]handlerNode
 	reached  map[int]bool
-	seen     map[[2]int]bool
-	plain    bool // the server being checked serves only plain HTTP
+	seen     map[[2]int]bool // pairs met on one request path (in this server)
+	onePath  map[[2]int]bool // the same, in every server
+	plain    bool            // the server being checked serves only plain HTTP
 }
 
 func (c *composer) server(name string, srv *caddyhttp.Server) {
@@ -104,7 +105,7 @@ func (c *composer) server(name string, srv *caddyhttp.Server) {
 	}
 	for _, x := range c.handlers[first:] {
 		if !c.reached[x.id] && !strings.HasPrefix(x.where, "named route") {
-			c.fail(fmt.Errorf("%s never runs: every request that reaches it was answered before (by reverse_proxy, respond, file_server… earlier in the same route); place it before the handler that answers", x))
+			c.fail(fmt.Errorf("%s never runs: every request that reaches it was answered before (by reverse_proxy, respond, file_server… earlier in its route), or its matchers exclude every path that reaches it (in a site or handle block directives are sorted: signed_cookies comes before rewrite and uri); place it before the handler that answers, or use a route block to keep the order as written", x))
 		}
 	}
 }
@@ -280,6 +281,7 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 				for _, y := range c.handlers {
 					if y.id < 64 && s.through&(1<<y.id) != 0 && !c.seen[[2]int{y.id, x.id}] {
 						c.seen[[2]int{y.id, x.id}] = true
+						c.onePath[[2]int{y.id, x.id}], c.onePath[[2]int{x.id, y.id}] = true, true
 						if err := engine.Compose(y.policy, x.policy); err != nil {
 							c.fail(fmt.Errorf("%s and %s are on one request path: %v", y, x, err.(*engine.ConflictError).Why))
 						}
@@ -301,6 +303,9 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 				}
 			case kindResponder:
 				// answers: nothing after it in this route runs
+			case kindRewrite:
+				s.paths = ""
+				next = append(next, s)
 			default:
 				next = append(next, s)
 			}
@@ -330,11 +335,12 @@ func (c *composer) found(h *Handler, where string) *handlerAt {
 }
 
 // sharedKeys warns about handlers that share keys without a realm and manage one cookie
-// name: each accepts the cookies the other issued.
+// name on different request paths (different sites, say): each accepts the cookies the other
+// issued. Handlers met on one path share the name by design (checked above).
 func (c *composer) sharedKeys() {
 	for i, x := range c.handlers {
 		for _, y := range c.handlers[i+1:] {
-			if x.h.Realm != "" || y.h.Realm != "" || x.h.keySource() != y.h.keySource() || x.where == y.where {
+			if x.h.Realm != "" || y.h.Realm != "" || x.h.keySource() != y.h.keySource() || x.where == y.where || c.onePath[[2]int{x.id, y.id}] {
 				continue
 			}
 			if name := sharedName(x.h, y.h); name != "" {
@@ -412,6 +418,7 @@ const (
 	kindSubroute
 	kindInvoke
 	kindResponder
+	kindRewrite // changes the request's path: the path matchers met before no longer hold
 )
 
 type handlerNode struct {
@@ -466,6 +473,8 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 				n = handlerNode{kind: kindInvoke, name: head.Name}
 			case head.Handler == "file_server" && !head.PassThru, responders[head.Handler]:
 				n.kind = kindResponder
+			case head.Handler == "rewrite":
+				n.kind = kindRewrite
 			}
 			out = append(out, n)
 		}
@@ -486,8 +495,11 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 		default:
 			if m, ok := mh.(caddy.Module); ok {
 				id := m.CaddyModule().ID.Name()
-				if responders[id] || id == "file_server" && !reflect.ValueOf(mh).Elem().FieldByName("PassThru").Bool() {
+				switch {
+				case responders[id] || id == "file_server" && !reflect.ValueOf(mh).Elem().FieldByName("PassThru").Bool():
 					n.kind = kindResponder
+				case id == "rewrite":
+					n.kind = kindRewrite
 				}
 			}
 		}

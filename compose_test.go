@@ -671,10 +671,13 @@ func TestCompositionRefusedOrRuntimeConflict(t *testing.T) {
 // rewrite) runs, and loads: the walk must not call it unreachable by the original path.
 func TestCompositionPathRewrites(t *testing.T) {
 	h := sc("/x/*", "secret "+testSecret, "sign session")
+	// In a handle block the directives are sorted: signed_cookies comes before rewrite and
+	// uri, so its /x/* matcher would see the unrewritten path. A route keeps the order as
+	// written, and the walk follows the rewrite.
 	for _, c := range []struct{ name, site string }{
 		{"handle_path", "handle_path /app/* {\n" + h + "reverse_proxy {up}\n}\n"},
-		{"handle_rewrite", "handle /app/* {\nrewrite * /x{path}\n" + h + "reverse_proxy {up}\n}\n"},
-		{"handle_uri_strip_prefix", "handle /app/* {\nuri strip_prefix /app\n" + h + "reverse_proxy {up}\n}\n"},
+		{"route_rewrite", "handle /app/* {\nroute {\nrewrite * /x{path}\n" + h + "reverse_proxy {up}\n}\n}\n"},
+		{"route_uri_strip_prefix", "handle /app/* {\nroute {\nuri strip_prefix /app\n" + h + "reverse_proxy {up}\n}\n}\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up := startUpstream(t, nil)
@@ -693,10 +696,14 @@ func TestCompositionPathRewrites(t *testing.T) {
 }
 
 // A handler after one that always answers, in the same route, fails the load with an error
-// that says it never runs; before it, it loads.
+// that says it never runs; before it, it loads. So does one whose path matcher no request
+// that reaches it can match (sorted before the rewrite it relies on).
 func TestUnreachableHandlerRefused(t *testing.T) {
 	h := sc("", "secret "+testSecret, "sign session")
+	hx := sc("/x/*", "secret "+testSecret, "sign session")
 	for _, c := range []struct{ name, site string }{
+		{"sorted_before_rewrite", "handle /app/* {\nrewrite * /x{path}\n" + hx + "reverse_proxy 127.0.0.1:9\n}\n"},
+		{"sorted_before_uri_strip_prefix", "handle /app/* {\nuri strip_prefix /app\n" + hx + "reverse_proxy 127.0.0.1:9\n}\n"},
 		{"after_reverse_proxy", "route {\nreverse_proxy 127.0.0.1:9\n" + h + "}\n"},
 		{"after_respond", "route {\nrespond \"hi\"\n" + h + "}\n"},
 		{"after_reverse_proxy_in_handle", "handle /a/* {\nroute {\nreverse_proxy 127.0.0.1:9\n" + h + "}\n}\n"},

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
 
 const (
@@ -86,6 +87,9 @@ func (h *Handler) check() error {
 	if err := h.checkAdopt(); err != nil {
 		return err
 	}
+	if err := h.checkFormats(); err != nil {
+		return err
+	}
 	for i := range h.Cookie {
 		if err := h.checkCookieRule(&h.Cookie[i]); err != nil {
 			return fmt.Errorf("cookie %s: %v", strings.Join(h.Cookie[i].Names, " "), err)
@@ -131,6 +135,16 @@ func (h *Handler) checkAdopt() error {
 		if err := checkAttributes(a.Attributes); err != nil {
 			return fmt.Errorf("adopt: attributes: %v", err)
 		}
+		for _, n := range a.Cookies {
+			for _, r := range h.Cookie {
+				if r.Prefix != "" && slices.ContainsFunc(r.Names, func(p string) bool { return engine.PatternsOverlap(p, n) }) {
+					return fmt.Errorf("adopt: %q has a cookie rule with prefix %s: the browser's unprefixed copy from before is refused as a tossed cookie; adopt it first, add the prefix after the deadline", n, r.Prefix)
+				}
+			}
+		}
+	}
+	if h.Unwrap && h.Track != nil && h.Track.AdoptNginx != nil {
+		return errors.New("track: adopt_nginx: not with unwrap, which issues no visitor cookie to carry the ID")
 	}
 	return nil
 }
@@ -182,6 +196,78 @@ func (h *Handler) checkCookieRule(c *CookieRule) error {
 	}
 	if c.NeedsConsent && (h.Track == nil || h.Track.Consent == "" && !h.Track.HonorGPC) {
 		return errors.New("needs_consent: the gates it waits for are the visitor cookie's: configure track with consent or honor_gpc")
+	}
+	return nil
+}
+
+// checkFormatKey refuses an itsdangerous key anyone could guess: shorter than 24 bytes, or
+// one byte or a short pattern repeated. Such keys are text (Flask's SECRET_KEY), so the
+// securecookie secrets' test for text does not apply.
+func checkFormatKey(k []byte) error {
+	if len(k) < 24 {
+		return fmt.Errorf("is %d bytes, need at least 24 (python3 -c 'import secrets; print(secrets.token_hex())' makes one)", len(k))
+	}
+	for p := 1; p <= len(k)/2; p++ {
+		periodic := true
+		for i := p; i < len(k) && periodic; i++ {
+			periodic = k[i] == k[i-p]
+		}
+		if periodic {
+			return errors.New("repeats a short pattern (python3 -c 'import secrets; print(secrets.token_hex())' makes one)")
+		}
+	}
+	return nil
+}
+
+// checkFormats checks the cookies signed in another format and the Flask session settings.
+func (h *Handler) checkFormats() error {
+	for _, s := range h.SignFormat {
+		field := "sign " + strings.Join(s.Names, " ")
+		if len(s.Names) == 0 {
+			return errors.New("sign: no cookie names")
+		}
+		for _, n := range s.Names {
+			if err := checkPattern(n); err != nil {
+				return fmt.Errorf("%s: %v", field, err)
+			}
+		}
+		if s.Format != "itsdangerous" {
+			return fmt.Errorf("%s: format: %q is not itsdangerous", field, s.Format)
+		}
+		if len(s.SecretKey) == 0 {
+			return fmt.Errorf("%s: secret_key: the format's own key is needed (the Python side's)", field)
+		}
+		for i, k := range s.SecretKey {
+			if !hasPlaceholder(k) {
+				if err := checkFormatKey([]byte(k)); err != nil {
+					return fmt.Errorf("%s: secret_key %d %v", field, i+1, err)
+				}
+			}
+		}
+	}
+	if f := h.FlaskSession; f != nil {
+		if err := checkToken(f.Name); err != nil {
+			return fmt.Errorf("flask_session: name: %v", err)
+		}
+		if len(f.SecretKey) == 0 {
+			return errors.New("flask_session: secret_key: Flask's SECRET_KEY is needed")
+		}
+		if time.Duration(f.MaxAge) < time.Second {
+			return fmt.Errorf("flask_session: max_age: %s is under 1s", time.Duration(f.MaxAge))
+		}
+		if err := oneOf("flask_session: on_invalid", f.OnInvalid, "drop", "reject", "pass"); err != nil {
+			return err
+		}
+		for _, k := range f.Expose {
+			if k == "" || strings.ContainsAny(k, "\r\n\x00") {
+				return fmt.Errorf("flask_session: expose: %q is not a key", k)
+			}
+		}
+		if !strings.EqualFold(f.HeaderPrefix, "off") {
+			if err := checkToken(f.HeaderPrefix); err != nil {
+				return fmt.Errorf("flask_session: header_prefix: %v", err)
+			}
+		}
 	}
 	return nil
 }

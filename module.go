@@ -78,6 +78,14 @@ type Handler struct {
 	// Encrypt lists the upstream cookies (names or globs) that leave signed and encrypted.
 	Encrypt []string `json:"encrypt,omitempty"`
 
+	// SignFormat lists upstream cookies signed in another format than securecookie's, with
+	// that format's own keys: itsdangerous, so that a Python service verifies them with
+	// itsdangerous alone. On the way in they are verified and decoded like any managed cookie.
+	SignFormat []SignFormat `json:"sign_format,omitempty"`
+
+	// FlaskSession verifies the upstream's own Flask session cookie at the edge.
+	FlaskSession *FlaskSession `json:"flask_session,omitempty"`
+
 	// MaxAge is the oldest signature accepted on upstream cookies; a cookie the upstream sets
 	// with a shorter Max-Age or Expires verifies only that long. Default: 400 days.
 	MaxAge caddy.Duration `json:"max_age,omitempty"`
@@ -111,6 +119,56 @@ type Handler struct {
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
 	now     func() time.Time
+}
+
+// SignFormat signs cookies in another format (Caddyfile: sign <names> { format … }).
+type SignFormat struct {
+	// Names are cookie names or globs.
+	Names []string `json:"names,omitempty"`
+
+	// Format is "itsdangerous": URLSafeSerializer(secret_key, salt).dumps(value).
+	Format string `json:"format,omitempty"`
+
+	// SecretKey is itsdangerous' secret_key list, as the Python side has it: the first signs,
+	// all verify. At least 24 bytes each. Placeholders ({env.X}, {file.X}) are resolved at
+	// Provision.
+	SecretKey []string `json:"secret_key,omitempty"`
+
+	// Salt is itsdangerous' salt. Default: "itsdangerous".
+	Salt string `json:"salt,omitempty"`
+}
+
+// FlaskSession verifies a Flask app's session cookie (itsdangerous URLSafeTimedSerializer,
+// the "hmac" key derivation, tagged JSON, optionally zlib-compressed), as Flask 2.x and 3.x
+// write it. A valid one reaches the upstream untouched; its exposed keys become request
+// headers and the placeholders {http.signed_cookies.flask.<key>}. Client copies of those
+// headers are always removed.
+type FlaskSession struct {
+	// Name of the cookie. Default: "session".
+	Name string `json:"name,omitempty"`
+
+	// SecretKey is Flask's SECRET_KEY, then its SECRET_KEY_FALLBACKS. Placeholders are
+	// resolved at Provision.
+	SecretKey []string `json:"secret_key,omitempty"`
+
+	// Salt is Flask's session salt. Default: "cookie-session".
+	Salt string `json:"salt,omitempty"`
+
+	// MaxAge is PERMANENT_SESSION_LIFETIME: older sessions are expired. Default: 31 days.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
+
+	// Expose lists the session's top-level keys made available downstream. Strings are
+	// passed as they are, other values as JSON.
+	Expose []string `json:"expose,omitempty"`
+
+	// HeaderPrefix names the headers the exposed keys reach the upstream in: user_id becomes
+	// X-Flask-Session-User-Id. "off": none. Default: "X-Flask-Session-".
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	// OnInvalid is what happens to a forged, expired or malformed session: "drop" (default:
+	// not forwarded, cleared in the browser), "reject" (400) or "pass" (forwarded as it is,
+	// with nothing exposed: the app decides). Logged and counted as any invalid cookie.
+	OnInvalid string `json:"on_invalid,omitempty"`
 }
 
 // CookieRule is a rule for the upstream's cookies whose names match Names.
@@ -328,6 +386,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, c := range h.Cookie {
 		cfg.Cookies = append(cfg.Cookies, c.engineRule())
 	}
+	for i, s := range h.SignFormat {
+		r, err := s.engineRule(cfg.MaxAge)
+		if err != nil {
+			return fmt.Errorf("sign %s: %v", strings.Join(h.SignFormat[i].Names, " "), err)
+		}
+		cfg.Formatted = append(cfg.Formatted, r)
+	}
+	if f := h.FlaskSession; f != nil {
+		if cfg.Flask, err = f.engineFlask(h.logger); err != nil {
+			return fmt.Errorf("flask_session: %v", err)
+		}
+	}
 	if h.Track != nil {
 		if cfg.Visitor, err = h.visitorConfig(ctx, ring); err != nil {
 			return err
@@ -350,7 +420,7 @@ func (h *Handler) Cleanup() error {
 }
 
 func (h *Handler) setDefaults() {
-	if h.Track == nil && len(h.Sign) == 0 && len(h.Encrypt) == 0 {
+	if h.Track == nil && len(h.Sign) == 0 && len(h.Encrypt) == 0 && len(h.SignFormat) == 0 && h.FlaskSession == nil {
 		h.Track = new(Track)
 	}
 	if h.MaxAge == 0 {
@@ -375,6 +445,13 @@ func (h *Handler) setDefaults() {
 			on := true
 			t.HTTPOnly = &on
 		}
+	}
+	if f := h.FlaskSession; f != nil {
+		f.Name = cmpOr(f.Name, "session")
+		f.Salt = cmpOr(f.Salt, "cookie-session")
+		f.MaxAge = cmpOr(f.MaxAge, caddy.Duration(31*day))
+		f.HeaderPrefix = cmpOr(f.HeaderPrefix, "X-Flask-Session-")
+		f.OnInvalid = cmpOr(strings.ToLower(f.OnInvalid), "drop")
 	}
 }
 
@@ -488,6 +565,64 @@ func (c CookieRule) engineRule() engine.CookieRule {
 	return r
 }
 
+// resolveKeys resolves the placeholders of itsdangerous secret keys. The key ID identifies
+// the keys and how they are used without revealing them.
+func resolveKeys(field string, keys []string, use string) ([][]byte, string, error) {
+	repl := caddy.NewReplacer()
+	id := sha256.New()
+	fmt.Fprintf(id, "%s;", use)
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := repl.ReplaceOrErr(k, true, true)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s %d: %v", field, i+1, err)
+		}
+		out[i] = []byte(v)
+		id.Write(out[i])
+		id.Write([]byte{0})
+	}
+	return out, hex.EncodeToString(id.Sum(nil)), nil
+}
+
+func (s SignFormat) engineRule(maxAge time.Duration) (engine.FormattedRule, error) {
+	keys, id, err := resolveKeys("secret_key", s.SecretKey, "itsdangerous "+s.Salt)
+	if err != nil {
+		return engine.FormattedRule{}, err
+	}
+	for i, k := range keys {
+		if err := checkFormatKey(k); err != nil {
+			return engine.FormattedRule{}, fmt.Errorf("secret_key %d %v", i+1, err)
+		}
+	}
+	c, err := cookie.NewItsDangerousCodec(keys, cmpOr(s.Salt, "itsdangerous"), cookie.Options{})
+	if err != nil {
+		return engine.FormattedRule{}, err
+	}
+	return engine.FormattedRule{Names: s.Names, Codec: c, KeyID: "itsdangerous:" + id}, nil
+}
+
+func (f *FlaskSession) engineFlask(logger *zap.Logger) (*engine.Flask, error) {
+	keys, id, err := resolveKeys("secret_key", f.SecretKey, "flask "+f.Salt)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		if checkFormatKey(k) != nil {
+			logger.Warn("the Flask app's secret key is weak: anyone who guesses it can forge sessions, for the app and for this check alike", zap.Int("secret_key", i+1))
+		}
+	}
+	c, err := cookie.NewFlaskSessionCodec(keys, f.Salt, cookie.Options{MaxAge: time.Duration(f.MaxAge)})
+	if err != nil {
+		return nil, err
+	}
+	ef := &engine.Flask{Name: f.Name, Codec: c, Expose: f.Expose, KeyID: "flask:" + id,
+		OnInvalid: map[string]engine.FlaskInvalid{"drop": engine.FlaskDrop, "reject": engine.FlaskReject, "pass": engine.FlaskPass}[f.OnInvalid]}
+	if !strings.EqualFold(f.HeaderPrefix, "off") {
+		ef.HeaderPrefix = f.HeaderPrefix
+	}
+	return ef, nil
+}
+
 // warnPast says so when a deadline has passed already: the setting then does nothing.
 func (h *Handler) warnPast(field, text string, until time.Time) {
 	if !until.After(h.now()) {
@@ -506,6 +641,12 @@ func (h *Handler) describe() string {
 	}
 	if len(h.Encrypt) > 0 {
 		parts = append(parts, "encrypt "+strings.Join(h.Encrypt, " "))
+	}
+	for _, s := range h.SignFormat {
+		parts = append(parts, "sign "+strings.Join(s.Names, " ")+" ("+s.Format+")")
+	}
+	if f := h.FlaskSession; f != nil {
+		parts = append(parts, "flask_session "+f.Name)
 	}
 	return "signed_cookies {" + strings.Join(parts, "; ") + "}"
 }

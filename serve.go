@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,6 +22,7 @@ const (
 	phVisitorID  = "http.signed_cookies.visitor_id"
 	phVisitorNew = "http.signed_cookies.visitor_new"
 	phInvalid    = "http.signed_cookies.invalid"
+	phFlask      = "http.signed_cookies.flask." // + an exposed key of the Flask session
 
 	flowVar = "signed_cookies.flow"
 )
@@ -90,6 +92,9 @@ func (f *flow) placeholder(key string) (any, bool) {
 		return f.VisitorNew()
 	case phInvalid:
 		return f.Invalid(), true
+	}
+	if k, ok := strings.CutPrefix(key, phFlask); ok {
+		return f.FlaskField(k)
 	}
 	return nil, false
 }

@@ -726,3 +726,17 @@ func TestIsEncoded(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUUID(t *testing.T) {
+	for i := 0; i < 100; i++ {
+		id := NewVisitorID()
+		if got, ok := ParseUUID(UUIDString(id[:])); !ok || got != id {
+			t.Fatalf("ParseUUID(UUIDString(%x)) = %x, %v", id, got, ok)
+		}
+	}
+	for _, s := range []string{"", "00010203-0405-4607-8809-0a0b0c0d0e0", "000102030405-4607-8809-0a0b0c0d0e0f0", "0001020x-0405-4607-8809-0a0b0c0d0e0f", "00010203+0405-4607-8809-0a0b0c0d0e0f"} {
+		if _, ok := ParseUUID(s); ok {
+			t.Errorf("ParseUUID(%q) accepted", s)
+		}
+	}
+}

@@ -149,10 +149,10 @@ func (s *dangerousSigner) unsign(value string) (string, int, error) {
 	if len(value)-i-1 != dangerousSigChars {
 		return "", -1, ErrBadMAC
 	}
-	if _, err := dangerousB64.Decode(sig[:], unsafeBytes(value[i+1:])); err != nil {
+	if _, err := dangerousB64.Decode(sig[:], []byte(value[i+1:])); err != nil {
 		return "", -1, ErrBadMAC
 	}
-	msg := unsafeBytes(value[:i])
+	msg := []byte(value[:i])
 	for k, key := range s.keys {
 		m := hmac.New(sha1.New, key)
 		m.Write(msg)
@@ -203,7 +203,7 @@ func (z *dangerousSerializer) appendDumps(dst, value []byte, now int64) ([]byte,
 		return dst, errors.New("negative signing time") // int_to_bytes packs an unsigned int
 	}
 	start := len(dst)
-	dst = dangerousAppendPayload(dst, dangerousAppendJSONString(nil, unsafeString(value), z.asciiJSON))
+	dst = dangerousAppendPayload(dst, dangerousAppendJSONString(nil, string(value), z.asciiJSON))
 	if z.timed {
 		dst = dangerousAppendTimestamp(dst, now)
 	}
@@ -313,7 +313,7 @@ func (z *dangerousSerializer) verify(value string, now, maxAge int64) (js []byte
 	if compressed {
 		payload = payload[1:]
 	}
-	js, err = dangerousB64.AppendDecode(nil, unsafeBytes(payload))
+	js, err = dangerousB64.AppendDecode(nil, []byte(payload))
 	if err != nil {
 		return nil, 0, -1, ErrMalformed
 	}
@@ -335,7 +335,7 @@ func dangerousParseTimestamp(s string) (uint64, bool) {
 	if len(s) > dangerousB64.EncodedLen(len(b)) {
 		return 0, false
 	}
-	n, err := dangerousB64.Decode(b[:], unsafeBytes(s))
+	n, err := dangerousB64.Decode(b[:], []byte(s))
 	if err != nil {
 		return 0, false
 	}

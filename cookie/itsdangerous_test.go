@@ -1094,3 +1094,47 @@ func FuzzDangerousRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// The Codec shape over the itsdangerous formats: what the module uses.
+func TestFormatCodecs(t *testing.T) {
+	keys := [][]byte{[]byte("new key"), []byte("old key")}
+	c, err := NewItsDangerousCodec(keys, "my-salt", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Encode("my_cookie", []byte("my_value"))
+	if err != nil || !c.IsEncoded(v) || c.IsEncoded("my_value") || c.KeyCount() != 2 || c.KeyRing() != nil {
+		t.Fatalf("Encode: %q, %v; IsEncoded %v; KeyCount %d", v, err, c.IsEncoded(v), c.KeyCount())
+	}
+	d, err := c.Decode("my_cookie", v)
+	if err != nil || string(d.Value) != "my_value" || d.Key != 0 {
+		t.Fatalf("Decode: %+v, %v", d, err)
+	}
+	old, _ := NewItsDangerousCodec(keys[1:], "my-salt", Options{})
+	ov, _ := old.Encode("x", []byte("v"))
+	if d, err := c.Decode("x", ov); err != nil || d.Key != 1 {
+		t.Errorf("old key: %+v, %v", d, err)
+	}
+	if _, err := c.Decode("x", ov[:len(ov)-1]+"A"); err != ErrBadMAC && err != ErrMalformed {
+		t.Errorf("tampered: %v", err)
+	}
+	if len(v) > c.EncodedLen(len("my_value")) {
+		t.Errorf("EncodedLen %d under the real length %d", c.EncodedLen(8), len(v))
+	}
+	if _, err := NewItsDangerousCodec(keys, "s", Options{Encrypt: true}); err == nil {
+		t.Error("an encrypting itsdangerous codec")
+	}
+	timed, _ := NewItsDangerousCodec(keys, "s", Options{MaxAge: time.Hour, Now: at(t0)})
+	tv, _ := timed.Encode("x", []byte("v"))
+	late, _ := NewItsDangerousCodec(keys, "s", Options{MaxAge: time.Hour, Now: at(t0 + 3601)})
+	if _, err := late.Decode("x", tv); err != ErrExpired {
+		t.Errorf("timed value past max_age: %v", err)
+	}
+	f, err := NewFlaskSessionCodec(keys, "", Options{MaxAge: 31 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Encode("session", []byte("{}")); err == nil {
+		t.Error("a Flask session codec issued a session")
+	}
+}

@@ -36,3 +36,23 @@ func AppendUUID(dst, id []byte) []byte {
 
 // UUIDString is the canonical UUID text of a 16-byte ID.
 func UUIDString(id []byte) string { return string(AppendUUID(nil, id)) }
+
+// ParseUUID reads the canonical UUID text of an ID (8-4-4-4-12 hex digits, either case).
+func ParseUUID(s string) (id [VisitorIDLen]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, false
+	}
+	var digits [32]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		digits[n] = s[i]
+		n++
+	}
+	if _, err := hex.Decode(id[:], digits[:]); err != nil {
+		return id, false
+	}
+	return id, true
+}

@@ -75,7 +75,7 @@ func (p *Policy) adoptPair(res *result, part, name, value string, rule int, a *a
 		res.drop(name, rule, Duplicate)
 		return
 	}
-	if len(res.adopted) >= maxDecodes {
+	if len(res.adopted) >= maxKept {
 		res.drop(name, rule, OverBudget)
 		return
 	}
@@ -118,7 +118,8 @@ func (ps *Pass) noteAdopted() {
 	for _, a := range ps.res.adopted {
 		ps.Report.countAdopted(a.label)
 		ps.event(a.name, Adopted, false, true)
-		if a.entry != nil && a.entry.attrs != "" && len(ps.upgrade) < maxClears {
+		// a value the way back would refuse (it reads as several pairs) is not upgraded
+		if a.entry != nil && a.entry.attrs != "" && len(ps.upgrade) < maxClears && spliceSafe(a.value) {
 			ps.upgrade = append(ps.upgrade, a)
 		}
 	}
@@ -154,8 +155,12 @@ func (ps *Pass) upgradeLine(a adopted) (string, bool) {
 		ps.buf = b[:0]
 		return "", false
 	}
-	b = append(b, "; "...)
-	b = append(b, a.entry.attrs...)
+	if blk := ps.p.blocks.find(a.name); blk != nil {
+		b = blk.editAttributes(b, "; "+a.entry.attrs) // the cookie's rule applies here too
+	} else {
+		b = append(b, "; "...)
+		b = append(b, a.entry.attrs...)
+	}
 	ps.buf = b[:0]
 	return string(b), true
 }

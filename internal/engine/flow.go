@@ -22,12 +22,16 @@ type Flow struct {
 
 	invalid []byte // names of dropped cookies, comma separated, at most maxInvalidNames
 
+	flask []Field // the exposed fields of a verified Flask session
+
 	// Set-Cookie lines a policy wrote on this response: no other rewrites them.
 	sealed    []string
 	sealedBuf [4]string
 	sealedSet map[string]struct{}
 	// finalCookies is how many Set-Cookie lines the last header rewrite left.
 	finalCookies int
+	// finalized are the policies that rewrote the response's headers already.
+	finalized []*Policy
 
 	// The forwarded header values, kept here so that the request's header map can point at
 	// them without another allocation. Later handlers may edit them in place.
@@ -40,6 +44,16 @@ func (f *Flow) VisitorID() (string, bool) { return f.visitorID, f.tracked }
 
 // VisitorNew reports whether the visitor ID was issued on this request.
 func (f *Flow) VisitorNew() (bool, bool) { return f.visitorNew, f.tracked }
+
+// FlaskField returns an exposed field of the request's verified Flask session.
+func (f *Flow) FlaskField(key string) (string, bool) {
+	for _, fd := range f.flask {
+		if fd.Key == key {
+			return fd.Value, true
+		}
+	}
+	return "", false
+}
 
 // Invalid returns the names of the cookies dropped on this request, comma separated.
 func (f *Flow) Invalid() string { return string(f.invalid) }

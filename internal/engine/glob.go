@@ -59,8 +59,8 @@ func atoms(pattern string, anyRune bool) []atom {
 	return out
 }
 
-// classSet is the set of runes a character class matches (never '/': path.Match classes
-// cannot match it either).
+// classSet is the set of runes a character class matches ('/' included: path.Match("[/]",
+// "/") is true).
 func classSet(class string) []runeRange {
 	body := class[1 : len(class)-1]
 	negated := len(body) > 0 && body[0] == '^'
@@ -102,7 +102,7 @@ func classSet(class string) []runeRange {
 		}
 		rs = comp
 	}
-	return intersectRanges(rs, allButSlash)
+	return rs
 }
 
 func normalizeRanges(rs []runeRange) []runeRange {

@@ -45,7 +45,22 @@ func sameHeaderName(k, norm string) bool {
 // controls reports whether a request header named k is one the policy sets for the upstream
 // (in any spelling), so that no client copy of it may reach the upstream.
 func (p *Policy) controls(k string) bool {
-	return sameHeaderName(k, "cookie") || p.visitor != nil && p.visitor.headerNorm != "" && sameHeaderName(k, p.visitor.headerNorm)
+	return sameHeaderName(k, "cookie") || p.visitor != nil && p.visitor.headerNorm != "" && sameHeaderName(k, p.visitor.headerNorm) ||
+		p.flask != nil && p.flask.headerNorm != "" && hasHeaderPrefix(k, p.flask.headerNorm)
+}
+
+// hasHeaderPrefix reports whether k, folded as normalizeHeaderName does, starts with norm.
+func hasHeaderPrefix(k, norm string) bool {
+	return len(k) >= len(norm) && sameHeaderName(k[:len(norm)], norm)
+}
+
+// scrubPrefix removes every client header whose name starts with the prefix, in any spelling.
+func scrubPrefix(h http.Header, norm string) {
+	for k := range h {
+		if hasHeaderPrefix(k, norm) {
+			delete(h, k)
+		}
+	}
 }
 
 // scrubHeader removes every client copy of the visitor ID header, in any spelling.

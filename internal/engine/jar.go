@@ -20,6 +20,7 @@ const (
 	kindSign    ruleKind = iota // upstream cookie, signed
 	kindEncrypt                 // upstream cookie, signed and encrypted
 	kindVisitor                 // the visitor cookie: verified, never forwarded as it is
+	kindFlask                   // Flask's session: verified, forwarded untouched, fields exposed
 )
 
 // rule makes the cookies whose names match pattern managed: verified and decoded by codec.

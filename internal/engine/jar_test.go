@@ -1,82 +1,33 @@
-package cookie
+package engine
 
 import (
 	"bytes"
-	"errors"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
 
-// testJar manages "session" (signed), "enc" (encrypted), "sess_*" (signed glob), and "vid"
-// and "csrf" (verified, stripped: the module's rule for the visitor cookie).
-type testJar struct {
-	*Jar
-	sign, encr *Codec
-}
-
-func newTestJar(tb testing.TB) testJar {
-	tb.Helper()
-	ring := testRing(tb, "jar")
-	tj := testJar{
-		sign: NewCodec(ring, Options{MaxAge: time.Hour, Now: at(t0)}),
-		encr: NewCodec(ring, Options{Encrypt: true, MaxAge: time.Hour, Now: at(t0)}),
-	}
-	var err error
-	tj.Jar, err = NewJar(
-		Rule{Pattern: "session", Codec: tj.sign},
-		Rule{Pattern: "enc", Codec: tj.encr},
-		Rule{Pattern: "sess_*", Codec: tj.sign},
-		Rule{Pattern: "vid", Codec: tj.sign, Strip: true},
-		Rule{Pattern: "csrf", Codec: tj.sign, Strip: true},
-	)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return tj
-}
-
-// signed encodes plain for name with the codec of the rule managing name.
-func (tj testJar) signed(tb testing.TB, name, plain string) string {
-	tb.Helper()
-	i := tj.Match(name)
-	if i < 0 {
-		tb.Fatalf("%q is not managed", name)
-	}
-	v, err := tj.Rule(i).Codec.Encode(name, []byte(plain))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return v
-}
-
-func droppedString(ds []Dropped) string {
-	var s []string
-	for _, d := range ds {
-		s = append(s, d.Name+":"+d.Reason+":"+strconv.Itoa(d.Rule))
-	}
-	return strings.Join(s, ",")
-}
-
 func TestRebuild(t *testing.T) {
-	tj := newTestJar(t)
-	sv := tj.signed(t, "session", "alice")
-	sv2 := tj.signed(t, "session", "bob")
-	ev := tj.signed(t, "enc", "secret plain")
-	gv := tj.signed(t, "sess_x", "glob")
-	cv := tj.signed(t, "csrf", "token")
+	tp := newTestPolicy(t, nil)
+	sv := tp.signed(t, "session", "alice")
+	sv2 := tp.signed(t, "session", "bob")
+	ev := tp.signed(t, "enc", "secret plain")
+	gv := tp.signed(t, "sess_x", "glob")
+	vv := tp.signed(t, "vid", string(testVisitorID))
 	tampered := sv[:20] + string(sv[20]^1) + sv[21:]
-	other := tj.signed(t, "sess_other", "alice") // valid, but for another name
-	expired, _ := NewCodec(tj.sign.KeyRing(), Options{Now: at(t0 - 3601)}).Encode("session", []byte("old"))
+	other := tp.signed(t, "sess_other", "alice") // valid, but for another name
+	expired, _ := cookie.NewCodec(tp.ring, cookie.Options{Now: at(t0 - 3601)}).Encode("session", []byte("old"))
 
 	for _, tc := range []struct {
 		desc    string
 		lines   []string
 		header  string
-		dropped string // name:reason:rule,...
+		dropped string // name:reason:rule pattern,...
 		found   []string
 		changed bool
 	}{
@@ -87,217 +38,230 @@ func TestRebuild(t *testing.T) {
 		{"signed decoded", []string{"a=1; session=" + sv + "; b=2"}, "a=1; session=alice; b=2", "", []string{"session=alice"}, true},
 		{"encrypted decoded", []string{"enc=" + ev}, "enc=secret plain", "", []string{"enc=secret plain"}, true},
 		{"glob decoded", []string{"sess_x=" + gv}, "sess_x=glob", "", []string{"sess_x=glob"}, true},
-		{"strip", []string{"a=1; csrf=" + cv}, "a=1", "", []string{"csrf=token"}, true},
-		{"tampered", []string{"a=1; session=" + tampered}, "a=1", "session:bad_mac:0", nil, true},
-		{"renamed", []string{"sess_x=" + other}, "", "sess_x:bad_mac:2", nil, true},
-		{"signed as another cookie", []string{"session=" + gv}, "", "session:bad_mac:0", nil, true},
-		{"expired", []string{"session=" + expired}, "", "session:expired:0", nil, true},
-		{"malformed", []string{"session=a.b.c"}, "", "session:malformed:0", nil, true},
-		{"quoted", []string{`session="` + sv + `"`}, "", "session:malformed:0", nil, true},
-		{"too long", []string{"session=" + strings.Repeat("A", 4097)}, "", "session:too_long:0", nil, true},
-		{"empty managed value: absent, not a forgery", []string{"session=; a=1; session=\"\""}, "a=1", "session:empty:0,session:empty:0", nil, true},
+		// The visitor cookie is verified, but the rebuild never forwards it: the policy
+		// forwards the ID, as a UUID, once it knows it is well formed.
+		{"visitor verified, not forwarded", []string{"a=1; vid=" + vv}, "a=1", "", []string{"vid=" + string(testVisitorID)}, true},
+		{"tampered", []string{"a=1; session=" + tampered}, "a=1", "session:bad_mac:session", nil, true},
+		{"renamed", []string{"sess_x=" + other}, "", "sess_x:bad_mac:sess_*", nil, true},
+		{"signed as another cookie", []string{"session=" + gv}, "", "session:bad_mac:session", nil, true},
+		{"visitor tampered", []string{"vid=" + vv[:20] + string(vv[20]^1) + vv[21:]}, "", "vid:bad_mac:vid", nil, true},
+		{"expired", []string{"session=" + expired}, "", "session:expired:session", nil, true},
+		{"malformed", []string{"session=a.b.c"}, "", "session:malformed:session", nil, true},
+		{"quoted", []string{`session="` + sv + `"`}, "", "session:malformed:session", nil, true},
+		{"too long", []string{"session=" + strings.Repeat("A", 4097)}, "", "session:too_long:session", nil, true},
+		{"empty managed value: absent, not a forgery", []string{"session=; a=1; session=\"\""}, "a=1", "session:empty:session,session:empty:session", nil, true},
 		{
 			"duplicates: first valid wins",
 			[]string{"session=" + tampered + "; session=" + sv + "; a=1; session=" + sv2 + "; session=junk"},
 			"session=alice; a=1",
-			"session:bad_mac:0,session:duplicate:0,session:duplicate:0",
+			"session:bad_mac:session,session:duplicate:session,session:duplicate:session",
 			[]string{"session=alice"}, true,
 		},
 		{
 			"duplicates across lines",
 			[]string{"session=" + sv2, "session=" + sv},
-			"session=bob", "session:duplicate:0", []string{"session=bob"}, true,
+			"session=bob", "session:duplicate:session", []string{"session=bob"}, true,
 		},
 		{
 			"glob duplicates are per name",
 			[]string{"sess_x=" + gv + "; sess_other=" + other + "; sess_x=" + gv},
-			"sess_x=glob; sess_other=alice", "sess_x:duplicate:2", []string{"sess_x=glob", "sess_other=alice"}, true,
+			"sess_x=glob; sess_other=alice", "sess_x:duplicate:sess_*", []string{"sess_x=glob", "sess_other=alice"}, true,
 		},
 		{
 			"look-alikes",
-			[]string{"SESSION=x; Session=x; sess%69on=x; %73ession=x; %20session=x; \u00a0session=x; session\u00a0=x; session =x; sESSION=x; a=1"},
+			[]string{"SESSION=x; Session=x; sess%69on=x; %73ession=x; %20session=x; \u00a0session=x; session\u00a0=x; session =x; sESSION=x; VID=x; a=1"},
 			"a=1",
-			"SESSION:lookalike:-1,Session:lookalike:-1,sess%69on:lookalike:-1,%73ession:lookalike:-1,%20session:lookalike:-1," +
-				"\u00a0session:lookalike:-1,session\u00a0:lookalike:-1,session :lookalike:-1,sESSION:lookalike:-1",
+			"SESSION:lookalike:-,Session:lookalike:-,sess%69on:lookalike:-,%73ession:lookalike:-,%20session:lookalike:-," +
+				"\u00a0session:lookalike:-,session\u00a0:lookalike:-,session :lookalike:-,sESSION:lookalike:-,VID:lookalike:-",
 			nil, true,
 		},
 		{
 			"glob look-alikes",
 			[]string{"SESS_x=1; Sess_y=1; sess.x=1; sess x=1; sess[x=1; sess%5Fx=1; SESS%5fX=1; sess_x=" + gv},
 			"sess_x=glob",
-			"SESS_x:lookalike:-1,Sess_y:lookalike:-1,sess.x:lookalike:-1,sess x:lookalike:-1,sess[x:lookalike:-1," +
-				"sess%5Fx:lookalike:-1,SESS%5fX:lookalike:-1",
+			"SESS_x:lookalike:-,Sess_y:lookalike:-,sess.x:lookalike:-,sess x:lookalike:-,sess[x:lookalike:-," +
+				"sess%5Fx:lookalike:-,SESS%5fX:lookalike:-",
 			[]string{"sess_x=glob"}, true,
 		},
 		{
+			// csrf is not managed: its look-alikes are nobody's business.
 			"not look-alikes",
-			[]string{"sessionx=1; xsession=1; session2=1; sess=1; sessx=1; enc2=1; ENCx=1; v_id=1"},
-			"sessionx=1; xsession=1; session2=1; sess=1; sessx=1; enc2=1; ENCx=1; v_id=1",
+			[]string{"sessionx=1; xsession=1; session2=1; sess=1; sessx=1; enc2=1; ENCx=1; v_id=1; csrf=1; CSRF=1"},
+			"sessionx=1; xsession=1; session2=1; sess=1; sessx=1; enc2=1; ENCx=1; v_id=1; csrf=1; CSRF=1",
 			"", nil, false,
 		},
 		{
 			"unparsable",
 			[]string{"noequals; =v; a\x01b=c; d=e\x7f; f\x00=1; ok=1"},
 			"ok=1",
-			":unparsable:-1,:unparsable:-1,a\x01b:unparsable:-1,d:unparsable:-1,f\x00:unparsable:-1",
+			":unparsable:-,:unparsable:-,a\x01b:unparsable:-,d:unparsable:-,f\x00:unparsable:-",
 			nil, true,
 		},
 		{"lines joined", []string{"a=1", "b=2; session=" + sv}, "a=1; b=2; session=alice", "", []string{"session=alice"}, true},
 		{"unmanaged lines joined", []string{"a=1", "b=2"}, "a=1; b=2", "", nil, true},
 		{"empty line among others", []string{"a=1", "", "b=2"}, "a=1; b=2", "", nil, true},
 	} {
-		var res Result
-		if err := tj.Rebuild(&res, tc.lines); err != nil {
-			t.Fatalf("%s: %v", tc.desc, err)
+		var res result
+		if !tp.rebuild(&res, tc.lines, t0, nil) {
+			t.Fatalf("%s: too many pairs", tc.desc)
 		}
-		if string(res.Header) != tc.header {
-			t.Errorf("%s: header %q, want %q", tc.desc, res.Header, tc.header)
+		if string(res.header) != tc.header {
+			t.Errorf("%s: header %q, want %q", tc.desc, res.header, tc.header)
 		}
-		if got := droppedString(res.Dropped); got != tc.dropped {
+		if got := tp.droppedString(res.dropped); got != tc.dropped {
 			t.Errorf("%s: dropped %q, want %q", tc.desc, got, tc.dropped)
 		}
 		var found []string
-		for _, f := range res.Found {
-			found = append(found, f.Name+"="+string(f.Value))
-			if f.Rule != tj.Match(f.Name) || f.Signed != t0 || f.Key != 0 {
+		for _, f := range res.found {
+			found = append(found, f.name+"="+string(f.Value))
+			if f.rule != tp.jar.match(f.name) || f.Signed != t0 || f.Key != 0 {
 				t.Errorf("%s: found %+v", tc.desc, f)
 			}
 		}
 		if !slices.Equal(found, tc.found) {
 			t.Errorf("%s: found %q, want %q", tc.desc, found, tc.found)
 		}
-		if res.Changed != tc.changed {
-			t.Errorf("%s: Changed %v, want %v", tc.desc, res.Changed, tc.changed)
+		if res.changed != tc.changed {
+			t.Errorf("%s: changed %v, want %v", tc.desc, res.changed, tc.changed)
 		}
 	}
 }
 
 func TestRebuildPairCount(t *testing.T) {
-	tj := newTestJar(t)
-	var res Result
-	if err := tj.Rebuild(&res, []string{"a=1; b; ;c=3", "d=4"}); err != nil {
-		t.Fatal(err)
+	tp := newTestPolicy(t, nil)
+	var res result
+	if !tp.rebuild(&res, []string{"a=1; b; ;c=3", "d=4"}, t0, nil) {
+		t.Fatal("too many pairs")
 	}
-	if res.Pairs != 4 {
-		t.Errorf("Pairs = %d, want 4", res.Pairs)
+	if res.pairs != 4 {
+		t.Errorf("pairs = %d, want 4", res.pairs)
 	}
 }
 
 func TestRebuildTooManyPairs(t *testing.T) {
-	tj := newTestJar(t)
-	sv := tj.signed(t, "session", "alice")
-	pairs := make([]string, MaxPairs)
+	tp := newTestPolicy(t, nil)
+	sv := tp.signed(t, "session", "alice")
+	pairs := make([]string, maxPairs)
 	for i := range pairs {
 		pairs[i] = "c" + strconv.Itoa(i) + "=v"
 	}
 	pairs[0] = "session=" + sv
 	pairs[1] = "SESSION=x"
-	var res Result
-	if err := tj.Rebuild(&res, []string{strings.Join(pairs, "; ")}); err != nil || res.Pairs != MaxPairs {
-		t.Fatalf("%d pairs: %v, %d", MaxPairs, err, res.Pairs)
+	var res result
+	if ok := tp.rebuild(&res, []string{strings.Join(pairs, "; ")}, t0, nil); !ok || res.pairs != maxPairs {
+		t.Fatalf("%d pairs: %v, %d", maxPairs, ok, res.pairs)
 	}
 	for _, lines := range [][]string{
 		{strings.Join(pairs, "; ") + "; one=more"},
 		{strings.Join(pairs[:1000], "; "), strings.Join(pairs[1000:], "; "), "x=1"},
 	} {
-		err := tj.Rebuild(&res, lines)
-		if !errors.Is(err, ErrTooManyPairs) {
-			t.Errorf("%d lines, more than MaxPairs: %v", len(lines), err)
+		if tp.rebuild(&res, lines, t0, nil) {
+			t.Errorf("%d lines, more than maxPairs: accepted", len(lines))
 		}
-		if len(res.Header) != 0 || len(res.Found) != 0 || len(res.Dropped) != 0 || res.Pairs != 0 || res.Changed {
-			t.Errorf("result after ErrTooManyPairs is not empty: %d-byte header, %d found, %d dropped, %d pairs",
-				len(res.Header), len(res.Found), len(res.Dropped), res.Pairs)
+		if len(res.header) != 0 || len(res.found) != 0 || len(res.dropped) != 0 || res.pairs != 0 || res.changed {
+			t.Errorf("result past maxPairs is not empty: %d-byte header, %d found, %d dropped, %d pairs",
+				len(res.header), len(res.found), len(res.dropped), res.pairs)
 		}
-		if _, ok := res.Lookup(0); ok {
-			t.Error("Lookup finds a cookie after ErrTooManyPairs")
+		if _, ok := res.lookup(tp.jar.match("session")); ok {
+			t.Error("lookup finds a cookie past maxPairs")
 		}
 	}
 }
 
 func TestResultReuse(t *testing.T) {
-	tj := newTestJar(t)
-	sv := tj.signed(t, "session", "alice")
-	ev := tj.signed(t, "enc", "e")
-	var res Result
-	if err := tj.Rebuild(&res, []string{"session=" + sv + "; enc=" + ev + "; SESSION=1; x=1"}); err != nil {
-		t.Fatal(err)
+	tp := newTestPolicy(t, nil)
+	sv := tp.signed(t, "session", "alice")
+	ev := tp.signed(t, "enc", "e")
+	session, enc, glob := tp.jar.match("session"), tp.jar.match("enc"), tp.jar.match("sess_x")
+	var res result
+	if !tp.rebuild(&res, []string{"session=" + sv + "; enc=" + ev + "; SESSION=1; x=1"}, t0, nil) {
+		t.Fatal("too many pairs")
 	}
-	if len(res.Found) != 2 || len(res.Dropped) != 1 {
+	if len(res.found) != 2 || len(res.dropped) != 1 || res.decodes != 2 || res.macs != 2 {
 		t.Fatalf("first rebuild: %+v", res)
 	}
-	if err := tj.Rebuild(&res, []string{"y=2"}); err != nil {
-		t.Fatal(err)
+	if !tp.rebuild(&res, []string{"y=2"}, t0, nil) {
+		t.Fatal("too many pairs")
 	}
-	if string(res.Header) != "y=2" || len(res.Found) != 0 || len(res.Dropped) != 0 || res.Pairs != 1 || res.Changed {
+	if string(res.header) != "y=2" || len(res.found) != 0 || len(res.dropped) != 0 || res.pairs != 1 || res.changed ||
+		res.decodes != 0 || res.macs != 0 {
 		t.Errorf("second rebuild kept state: %+v", res)
 	}
-	if _, ok := res.Lookup(0); ok {
-		t.Error("Lookup finds a cookie of the previous rebuild")
+	if _, ok := res.lookup(session); ok {
+		t.Error("lookup finds a cookie of the previous rebuild")
 	}
-	if err := tj.Rebuild(&res, []string{"enc=" + ev + "; session=" + sv}); err != nil {
-		t.Fatal(err)
+	if !tp.rebuild(&res, []string{"enc=" + ev + "; session=" + sv}, t0, nil) {
+		t.Fatal("too many pairs")
 	}
-	f, ok := res.Lookup(0)
-	if !ok || f.Name != "session" || string(f.Value) != "alice" {
-		t.Errorf("Lookup(0) = %+v, %v", f, ok)
+	f, ok := res.lookup(session)
+	if !ok || f.name != "session" || string(f.Value) != "alice" {
+		t.Errorf("lookup(session) = %+v, %v", f, ok)
 	}
-	f, ok = res.Lookup(1)
+	f, ok = res.lookup(enc)
 	if !ok || string(f.Value) != "e" {
-		t.Errorf("Lookup(1) = %+v, %v", f, ok)
+		t.Errorf("lookup(enc) = %+v, %v", f, ok)
 	}
-	if _, ok := res.Lookup(2); ok {
-		t.Error("Lookup(2) found a cookie that is not there")
+	if _, ok := res.lookup(glob); ok {
+		t.Error("lookup(sess_*) found a cookie that is not there")
 	}
-	res.Reset()
-	if len(res.Header) != 0 || len(res.Found) != 0 || res.Pairs != 0 {
-		t.Errorf("Reset left %+v", res)
+	if !res.hasFound("session") || res.hasFound("sess_x") {
+		t.Error("hasFound disagrees with found")
+	}
+	res.reset()
+	if len(res.header) != 0 || len(res.found) != 0 || res.pairs != 0 || res.decodes != 0 || res.macs != 0 || res.consent {
+		t.Errorf("reset left %+v", res)
 	}
 }
 
-// Found values stay intact while later cookies are decoded into the same buffer.
+// Found values stay intact while later cookies are decoded into the same buffer. Past
+// maxMACs, even valid values are not verified: the glob's names share one budget.
 func TestRebuildFoundValuesStable(t *testing.T) {
-	tj := newTestJar(t)
+	tp := newTestPolicy(t, nil)
+	const n = maxMACs + 8
 	var parts []string
-	for i := 0; i < 40; i++ {
+	for i := 0; i < n; i++ {
 		name := "sess_" + strconv.Itoa(i)
-		parts = append(parts, name+"="+tj.signed(t, name, strings.Repeat(strconv.Itoa(i%10), 50+i)))
+		parts = append(parts, name+"="+tp.signed(t, name, strings.Repeat(strconv.Itoa(i%10), 50+i)))
 	}
-	var res Result
-	if err := tj.Rebuild(&res, []string{strings.Join(parts, "; ")}); err != nil {
-		t.Fatal(err)
+	var res result
+	if !tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil) {
+		t.Fatal("too many pairs")
 	}
-	if len(res.Found) != 40 {
-		t.Fatalf("found %d", len(res.Found))
+	if len(res.found) != maxMACs {
+		t.Fatalf("found %d, want %d", len(res.found), maxMACs)
 	}
-	for i, f := range res.Found {
+	for i, f := range res.found {
 		if want := strings.Repeat(strconv.Itoa(i%10), 50+i); string(f.Value) != want {
-			t.Errorf("%s = %q, want %q", f.Name, f.Value, want)
+			t.Errorf("%s = %q, want %q", f.name, f.Value, want)
 		}
+	}
+	if c := countReasons(res.dropped); c[OverBudget] != n-maxMACs || len(res.dropped) != n-maxMACs {
+		t.Errorf("dropped %s, want %d over budget", tp.droppedString(res.dropped), n-maxMACs)
 	}
 }
 
 func TestAppendPair(t *testing.T) {
-	tj := newTestJar(t)
-	var res Result
-	if err := tj.Rebuild(&res, []string{"a=1"}); err != nil {
-		t.Fatal(err)
+	tp := newTestPolicy(t, nil)
+	var res result
+	if !tp.rebuild(&res, []string{"a=1"}, t0, nil) {
+		t.Fatal("too many pairs")
 	}
-	if res.Changed {
-		t.Fatal("changed before AppendPair")
+	if res.changed {
+		t.Fatal("changed before appendPair")
 	}
-	res.AppendPair("vid", []byte("00010203-0405-4607-8809-0a0b0c0d0e0f"))
-	if string(res.Header) != "a=1; vid=00010203-0405-4607-8809-0a0b0c0d0e0f" || !res.Changed {
-		t.Errorf("AppendPair: %q, changed %v", res.Header, res.Changed)
+	res.appendPair("vid", []byte("00010203-0405-4607-8809-0a0b0c0d0e0f"))
+	if string(res.header) != "a=1; vid=00010203-0405-4607-8809-0a0b0c0d0e0f" || !res.changed {
+		t.Errorf("appendPair: %q, changed %v", res.header, res.changed)
 	}
-	res.Reset()
-	res.AppendPair("vid", []byte("x"))
-	if string(res.Header) != "vid=x" {
-		t.Errorf("AppendPair on an empty header: %q", res.Header)
+	res.reset()
+	res.appendPair("vid", []byte("x"))
+	if string(res.header) != "vid=x" {
+		t.Errorf("appendPair on an empty header: %q", res.header)
 	}
 }
 
 func TestLookalikeRules(t *testing.T) {
-	c := NewCodec(testRing(t, "k"), Options{})
+	c := cookie.NewCodec(testRing(t, "k"), cookie.Options{})
 	for _, tc := range []struct {
 		pattern   string
 		managed   []string
@@ -317,22 +281,19 @@ func TestLookalikeRules(t *testing.T) {
 		{"x_[é-ü]?", []string{"x_éx", "x_üX"}, []string{"x.éx", "X[ü?", "%78_éx"}, []string{"x_ax", "x_é"}},
 		{"ü_*", []string{"ü_x", "ü_X"}, []string{"ü.x", "Ü_x", "\u00a0ü_x"}, []string{"ü-x", "x_ü"}},
 	} {
-		j, err := NewJar(Rule{Pattern: tc.pattern, Codec: c})
-		if err != nil {
-			t.Fatalf("%q: %v", tc.pattern, err)
-		}
+		j := newJar([]rule{{pattern: tc.pattern, kind: kindSign, codec: c}})
 		for _, n := range tc.managed {
-			if j.Match(n) != 0 || j.IsLookalike(n) {
+			if j.match(n) != 0 || j.isLookalike(n) {
 				t.Errorf("%q: %q is not managed", tc.pattern, n)
 			}
 		}
 		for _, n := range tc.lookalike {
-			if j.Match(n) >= 0 || !j.IsLookalike(n) {
+			if j.match(n) >= 0 || !j.isLookalike(n) {
 				t.Errorf("%q: %q is not a look-alike", tc.pattern, n)
 			}
 		}
 		for _, n := range tc.unrelated {
-			if j.Match(n) >= 0 || j.IsLookalike(n) {
+			if j.match(n) >= 0 || j.isLookalike(n) {
 				t.Errorf("%q: %q is managed or a look-alike", tc.pattern, n)
 			}
 		}
@@ -340,43 +301,52 @@ func TestLookalikeRules(t *testing.T) {
 }
 
 func TestJarMatchOrder(t *testing.T) {
-	a := NewCodec(testRing(t, "a"), Options{})
-	b := NewCodec(testRing(t, "b"), Options{})
-	j, err := NewJar(Rule{Pattern: "sess_admin", Codec: a}, Rule{Pattern: "sess_*", Codec: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.Match("sess_admin") != 0 || j.Match("sess_user") != 1 || j.Match("other") != -1 {
+	a := cookie.NewCodec(testRing(t, "a"), cookie.Options{})
+	b := cookie.NewCodec(testRing(t, "b"), cookie.Options{})
+	j := newJar([]rule{{pattern: "sess_admin", codec: a}, {pattern: "sess_*", codec: b}})
+	if j.match("sess_admin") != 0 || j.match("sess_user") != 1 || j.match("other") != -1 {
 		t.Error("the first matching rule does not win")
 	}
-	if j.Rule(1).Codec != b || j.Rule(0).Pattern != "sess_admin" {
-		t.Error("Rule returns the wrong rule")
+	if j.rules[1].codec != b || j.rules[0].pattern != "sess_admin" {
+		t.Error("rules are not kept in order")
+	}
+
+	// New orders the rules visitor first, then Encrypt, then Sign: a name listed twice is
+	// encrypted, and a glob of either list cannot capture the visitor cookie.
+	p := New(Config{
+		Visitor:   &Visitor{Name: "sess_vid", Codec: a, MaxAge: time.Hour, Path: "/"},
+		Encrypt:   []string{"sess_admin"},
+		Sign:      []string{"sess_*", "sess_admin"},
+		SignCodec: a, EncryptCodec: b, MaxAge: time.Hour,
+	})
+	for name, want := range map[string]ruleKind{"sess_vid": kindVisitor, "sess_admin": kindEncrypt, "sess_user": kindSign} {
+		if i := p.jar.match(name); i < 0 || p.jar.rules[i].kind != want {
+			t.Errorf("%s: rule %d, want kind %d", name, i, want)
+		}
+	}
+	if p.visitorRule != 0 || p.jar.match("sess_vid") != 0 {
+		t.Errorf("visitor rule %d, want 0", p.visitorRule)
+	}
+	if i := p.jar.match("sess_user"); p.jar.rules[i].maxAge != 3600 {
+		t.Errorf("sign rule max age %d, want 3600", p.jar.rules[i].maxAge)
 	}
 }
 
-func TestNewJarErrors(t *testing.T) {
-	c := NewCodec(testRing(t, "k"), Options{})
-	for _, tc := range []struct {
-		rules []Rule
-		want  string
-	}{
-		{[]Rule{{Pattern: "a", Codec: c}, {Pattern: "", Codec: c}}, "rule 2: empty cookie name"},
-		{[]Rule{{Pattern: "sess_[", Codec: c}}, "rule 1: bad pattern"},
-		{[]Rule{{Pattern: `a\`, Codec: c}}, "rule 1: bad pattern"},
-		{[]Rule{{Pattern: "a", Codec: c}, {Pattern: "b"}}, "rule 2: no codec"},
-	} {
-		_, err := NewJar(tc.rules...)
-		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-			t.Errorf("NewJar: %v, want %q", err, tc.want)
-		}
+// Patterns are checked by the configuration, which New trusts; an empty policy manages
+// nothing and sees no look-alikes.
+func TestEmptyJar(t *testing.T) {
+	if j := newJar(nil); j.match("a") != -1 || j.isLookalike("a") || j.isLookalike("") {
+		t.Error("an empty jar manages names")
 	}
-	if j, err := NewJar(); err != nil || j.Match("a") != -1 || j.IsLookalike("a") {
-		t.Errorf("empty jar: %v", err)
+	var res result
+	p := New(Config{})
+	if !p.rebuild(&res, []string{"a=1; SESSION=2"}, t0, nil) || string(res.header) != "a=1; SESSION=2" || res.changed {
+		t.Errorf("an empty policy rebuilt %q (changed %v)", res.header, res.changed)
 	}
 }
 
 // The canonical form of every name a glob manages matches the canonical glob: a name that
-// reads like a managed one can never slip past IsLookalike. (Names with '%' are left out:
+// reads like a managed one can never slip past isLookalike. (Names with '%' are left out:
 // decoding changes their length under '?', and such names are not cookie names in practice.)
 func FuzzCanonicalGlob(f *testing.F) {
 	for _, s := range [][2]string{
@@ -407,13 +377,14 @@ func FuzzCanonicalGlob(f *testing.F) {
 }
 
 // FuzzRebuild checks, for any Cookie header, that a managed cookie reaches the upstream only
-// with a value the test signed, once, and that no look-alike or unparsable pair does.
+// with a value the test signed, once, in a form no parser splits, and that no look-alike or
+// unparsable pair does; and that the verification stays within its budget.
 func FuzzRebuild(f *testing.F) {
-	tj := newTestJar(f)
+	tp := newTestPolicy(f, nil)
 	// plain[name] holds the values signed for name, as the upstream sees them.
 	plain := map[string]map[string]bool{}
 	sign := func(name, value string) string {
-		v := tj.signed(f, name, value)
+		v := tp.signed(f, name, value)
 		if plain[name] == nil {
 			plain[name] = map[string]bool{}
 		}
@@ -423,63 +394,71 @@ func FuzzRebuild(f *testing.F) {
 	s1, s2 := sign("session", "alice"), sign("session", "bob")
 	e1 := sign("enc", "secret plain")
 	g1, g2 := sign("sess_x", "gx"), sign("sess_y", "gy")
-	v1 := sign("vid", "0123456789abcdef")
-	c1 := sign("csrf", "token")
+	v1 := sign("vid", string(testVisitorID))
+	u1 := sign("session", "dark session=admin") // never forwarded: another parser reads two pairs
+	delete(plain["session"], "dark session=admin")
 	f.Add("a=1; session=" + s1 + "; b=2")
 	f.Add("session=" + s1[:30] + "; session=" + s2 + "; session=" + s1)
 	f.Add("enc=" + e1 + "; ENC=" + e1 + "; enc =" + e1)
 	f.Add("sess_x=" + g1 + "; sess_y=" + g2 + "; sess_x=" + g2 + "; sess_y=" + g1)
-	f.Add("vid=" + v1 + ";csrf=" + c1 + ";x=y")
+	f.Add("vid=" + v1 + ";csrf=token;x=y")
 	f.Add("SESSION=" + s1 + "; sess%69on=" + s1 + "; %20session=" + s1 + "; \u00a0session=" + s1)
 	f.Add("session=" + s1 + "\n; a\x00=1; =; ;;; noeq")
 	f.Add(`q="a;b"; session="` + s1 + `"`)
+	f.Add("session=" + u1 + "; session=" + s2)
+	f.Add(strings.Repeat("session=x; ", 40) + "session=" + s1)
 	f.Fuzz(func(t *testing.T, header string) {
-		var res Result
+		var res result
 		// Something else in the buffers first: reuse must not leak into this rebuild.
-		if err := tj.Rebuild(&res, []string{"pre=1; session=" + s2 + "; enc=" + e1}); err != nil {
-			t.Fatal(err)
+		if !tp.rebuild(&res, []string{"pre=1; session=" + s2 + "; enc=" + e1}, t0, nil) {
+			t.Fatal("too many pairs")
 		}
-		err := tj.Rebuild(&res, []string{header})
+		ok := tp.rebuild(&res, []string{header}, t0, nil)
 		inPairs := 0
 		for _, p := range strings.Split(header, ";") {
 			if trimWS(p) != "" {
 				inPairs++
 			}
 		}
-		if inPairs > MaxPairs {
-			if !errors.Is(err, ErrTooManyPairs) || len(res.Header) != 0 {
-				t.Fatalf("%d pairs: %v, %d-byte header", inPairs, err, len(res.Header))
+		if inPairs > maxPairs {
+			if ok || len(res.header) != 0 {
+				t.Fatalf("%d pairs: accepted, %d-byte header", inPairs, len(res.header))
 			}
 			return
 		}
-		if err != nil {
-			t.Fatal(err)
+		if !ok {
+			t.Fatalf("%d pairs refused", inPairs)
 		}
-		if res.Pairs != inPairs {
-			t.Fatalf("Pairs = %d, want %d", res.Pairs, inPairs)
+		if res.pairs != inPairs {
+			t.Fatalf("pairs = %d, want %d", res.pairs, inPairs)
 		}
-		if !res.Changed && string(res.Header) != header {
-			t.Fatalf("Changed is false, but %q became %q", header, res.Header)
+		if !res.changed && string(res.header) != header {
+			t.Fatalf("changed is false, but %q became %q", header, res.header)
+		}
+		if res.macs > maxMACs {
+			t.Fatalf("%d HMACs, over the budget", res.macs)
 		}
 		out := 0
 		seen := map[string]bool{}
-		stripped := 0
-		if len(res.Header) > 0 {
-			for _, p := range strings.Split(string(res.Header), "; ") {
+		if len(res.header) > 0 {
+			for _, p := range strings.Split(string(res.header), "; ") {
 				out++
 				name, value, ok := strings.Cut(p, "=")
 				if !ok || name == "" || hasCTL(name) {
 					t.Fatalf("unparsable pair %q forwarded", p)
 				}
-				if tj.IsLookalike(name) {
+				if tp.jar.isLookalike(name) {
 					t.Fatalf("look-alike %q forwarded", name)
 				}
-				if i := tj.Match(name); i >= 0 {
-					if tj.Rule(i).Strip {
-						t.Fatalf("stripped cookie %q forwarded", name)
+				if i := tp.jar.match(name); i >= 0 {
+					if tp.jar.rules[i].kind == kindVisitor {
+						t.Fatalf("visitor cookie %q forwarded as it came", name)
 					}
 					if !plain[name][value] {
 						t.Fatalf("managed %s=%q forwarded, but that value was never signed", name, value)
+					}
+					if !spliceSafe(value) {
+						t.Fatalf("managed %s=%q forwarded, but another parser splits it", name, value)
 					}
 					if seen[name] {
 						t.Fatalf("managed %q forwarded twice", name)
@@ -488,20 +467,21 @@ func FuzzRebuild(f *testing.F) {
 				}
 			}
 		}
-		for _, f := range res.Found {
-			if !plain[f.Name][string(f.Value)] {
-				t.Fatalf("found %s=%q, never signed", f.Name, f.Value)
+		visitors := 0
+		for _, f := range res.found {
+			if !plain[f.name][string(f.Value)] {
+				t.Fatalf("found %s=%q, never signed", f.name, f.Value)
 			}
-			if tj.Rule(f.Rule).Strip {
-				stripped++
+			if tp.jar.rules[f.rule].kind == kindVisitor {
+				visitors++
 			}
 		}
-		if out > inPairs || out+stripped+len(res.Dropped) != inPairs {
-			t.Fatalf("%d pairs in, %d forwarded + %d stripped + %d dropped", inPairs, out, stripped, len(res.Dropped))
+		if out > inPairs || out+visitors+len(res.dropped) != inPairs {
+			t.Fatalf("%d pairs in, %d forwarded + %d visitor + %d dropped", inPairs, out, visitors, len(res.dropped))
 		}
-		var again Result
-		if err := tj.Rebuild(&again, []string{header}); err != nil || !bytes.Equal(again.Header, res.Header) {
-			t.Fatalf("a fresh Result gives %q, the reused one %q", again.Header, res.Header)
+		var again result
+		if !tp.rebuild(&again, []string{header}, t0, nil) || !bytes.Equal(again.header, res.header) {
+			t.Fatalf("a fresh result gives %q, the reused one %q", again.header, res.header)
 		}
 	})
 }

@@ -29,7 +29,12 @@ type Config struct {
 	LongSignCodec, LongEncryptCodec *cookie.Codec
 	// Cookies are the rules for the upstream's cookies, managed or not.
 	Cookies []CookieRule
-	MaxAge  time.Duration
+	// Formatted lists upstream cookies signed in another wire format (itsdangerous), each
+	// with its codec and keys.
+	Formatted []FormattedRule
+	// Flask verifies the app's own Flask session cookie at the edge.
+	Flask  *Flask
+	MaxAge time.Duration
 	// Reject answers a request carrying a bad managed cookie with ErrInvalidCookie instead of
 	// dropping the cookie.
 	Reject bool
@@ -53,6 +58,37 @@ type Config struct {
 	// changed; the cookie is then verified again.
 	Refresh func() bool
 }
+
+// FormattedRule signs upstream cookies in the format of its codec (cookie.NewItsDangerousCodec).
+type FormattedRule struct {
+	Names []string
+	Codec *cookie.Codec
+	// KeyID is equal for rules with the same format, salt and keys, and must not reveal them.
+	KeyID string
+}
+
+// Flask verifies a Flask session cookie: a valid one reaches the upstream untouched and its
+// exposed fields become request headers (and placeholders); an invalid one is dropped,
+// refused, or passed to the app.
+type Flask struct {
+	Name  string
+	Codec *cookie.Codec // cookie.NewFlaskSessionCodec
+	// Expose lists the session's top-level keys made available; HeaderPrefix ("" for none)
+	// names the request headers carrying them: X-Flask-Session-User-Id for user_id.
+	Expose       []string
+	HeaderPrefix string
+	OnInvalid    FlaskInvalid
+	KeyID        string
+}
+
+// FlaskInvalid is what happens to an invalid Flask session cookie.
+type FlaskInvalid uint8
+
+const (
+	FlaskDrop   FlaskInvalid = iota // not forwarded, cleared in the browser
+	FlaskReject                     // the request is refused (ErrInvalidCookie)
+	FlaskPass                       // forwarded as it is: the app decides
+)
 
 // Adoption lists managed cookies accepted in plain form until a deadline. A value in encoded
 // form must still verify: adoption never weakens what signing protects.
@@ -97,6 +133,9 @@ type Visitor struct {
 	AdoptNginx      string
 	AdoptNginxUntil time.Time
 	IDFormat        IDFormat
+	// TextID: the codec carries the ID as its UUID text (a format of JSON text, such as
+	// itsdangerous), not as 16 bytes.
+	TextID bool
 	// Fingerprint is equal for visitor configurations that behave the same, Gate included.
 	Fingerprint string
 }
@@ -131,6 +170,7 @@ type Policy struct {
 	adopt       []adoption
 	unwrap      bool
 	blocks      *blocks
+	flask       *flask
 
 	relations sync.Map // *Policy → composition, as checked when both ran on one request
 }
@@ -147,6 +187,7 @@ type visitor struct {
 	attrs        string // "; Path=/; Max-Age=…; HttpOnly; SameSite=Lax" without Secure
 	clearAttrs   string // "; Path=/; Max-Age=0", with the Domain
 	honorGPC     bool
+	textID       bool
 	nginxName    string
 	nginxUntil   int64 // Unix seconds
 	idFormat     IDFormat
@@ -184,6 +225,16 @@ func New(c Config) *Policy {
 				identity: fmt.Sprintf("%s|%d|%d", c.KeyID, l.kind, int64(c.MaxAge/time.Second))})
 		}
 	}
+	for _, f := range c.Formatted {
+		for _, pat := range f.Names {
+			rules = append(rules, rule{pattern: pat, kind: kindSign, codec: f.Codec, maxAge: int64(c.MaxAge / time.Second),
+				identity: fmt.Sprintf("%s|formatted|%d", f.KeyID, int64(c.MaxAge/time.Second))})
+		}
+	}
+	if f := c.Flask; f != nil {
+		p.flask = newFlask(f)
+		rules = append(rules, rule{pattern: f.Name, kind: kindFlask, codec: f.Codec, identity: f.KeyID + "|flask"})
+	}
 	p.jar = newJar(rules)
 	p.blocks = newBlocks(c.Cookies)
 	return p
@@ -200,6 +251,7 @@ func newVisitor(c *Visitor) *visitor {
 		honorGPC: c.HonorGPC,
 		gate:     c.Gate,
 		idFormat: c.IDFormat,
+		textID:   c.TextID,
 	}
 	if c.AdoptNginx != "" {
 		v.nginxName, v.nginxUntil = c.AdoptNginx, c.AdoptNginxUntil.Unix()
@@ -286,6 +338,22 @@ func composeRules(a, b []rule) composition {
 		}
 	}
 	return composition{compatible: true}
+}
+
+// canonicalPattern is a rule's canonical form as a pattern: a literal name's form with its
+// metacharacters escaped.
+func canonicalPattern(r *rule) string {
+	if r.glob {
+		return r.canonical
+	}
+	var b strings.Builder
+	for _, c := range r.canonical {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 func overlapName(x, y string) string {

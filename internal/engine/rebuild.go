@@ -14,13 +14,15 @@ const (
 	// maxPairs is the most Cookie pairs a request may carry. Go's own parser gives up above
 	// 3000; past this the request is refused rather than partly understood.
 	maxPairs = 3000
-	// maxDecodes and maxMACs bound the verification work of one request: a forged value costs
-	// one HMAC per key of the ring (up to 64), so unbounded, a header of forged copies would
-	// cost thousands. A value is verified only while a full ring still fits in maxMACs; past
-	// the bounds, managed values are dropped unverified (reason over_budget). A valid value
-	// usually costs one HMAC (the signing key is tried first).
-	maxDecodes = 32
-	maxMACs    = 128
+	// maxMACs bounds the verification work of one request: a forged value costs one HMAC per
+	// key of the ring (up to 64), so unbounded, a header of forged copies would cost
+	// thousands. A value is verified only while a full ring still fits; past that, managed
+	// values are dropped unverified (reason over_budget), which clears nothing and issues no
+	// new visitor ID: a valid cookie behind a flood of forged ones is not lost. A valid value
+	// usually costs one HMAC (the signing key is tried first); a malformed one costs none.
+	maxMACs = 128
+	// maxKept bounds the adopted values and split pieces one request keeps.
+	maxKept = 32
 )
 
 // found is the first valid copy of a managed cookie.
@@ -55,6 +57,8 @@ type result struct {
 	chunks    []chunk     // pieces of split values (name__1 …), joined once all are read
 	heads     []splitHead // first pieces of split values
 	withheld  []span      // pairs forwarded unless consent is missing
+	flaskSeen bool        // the Flask session cookie was read
+	exposed   []Field     // its exposed fields, once verified
 	joined    []byte
 	values    []byte
 	canon     []byte
@@ -68,13 +72,15 @@ func (res *result) reset() {
 	clear(res.chunks)
 	clear(res.heads)
 	res.adopted, res.chunks, res.heads, res.withheld = res.adopted[:0], res.chunks[:0], res.heads[:0], res.withheld[:0]
+	clear(res.exposed)
+	res.flaskSeen, res.exposed = false, res.exposed[:0]
 	clear(res.found)
 	clear(res.dropped)
 	res.found, res.dropped, res.values = res.found[:0], res.dropped[:0], res.values[:0]
 }
 
 // hasFound reports whether a valid copy of the cookie called name was found. found holds at
-// most maxDecodes entries, so this stays linear in the header.
+// most maxMACs entries (each cost one), so this stays linear in the header.
 func (res *result) hasFound(name string) bool {
 	for i := range res.found {
 		if res.found[i].name == name {
@@ -177,7 +183,7 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (n
 	var blk *block
 	if p.blocks != nil {
 		if base, i, ok := p.blocks.chunkOf(name); ok {
-			if len(res.chunks) >= maxDecodes*maxChunks {
+			if len(res.chunks) >= maxKept*maxChunks {
 				res.drop(name, -1, OverBudget)
 			} else {
 				res.chunks = append(res.chunks, chunk{app: base, index: i, value: value})
@@ -226,16 +232,20 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (n
 		return false
 	}
 	r := &j.rules[ri]
-	if r.kind != kindVisitor {
-		if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
-			p.adoptPair(res, part, name, value, ri, a)
-			return needsConsent
-		}
+	if r.kind == kindFlask {
+		p.flaskPair(res, r, ri, part, name, value, now)
+		return false
 	}
 	if blk != nil && blk.Split {
 		if k, first, ok := parseSplitHead(value); ok {
 			res.heads = append(res.heads, splitHead{app: name, browser: browser, rule: ri, k: k, first: first})
 			return false // joined once every pair is read
+		}
+	}
+	if r.kind != kindVisitor {
+		if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
+			p.adoptPair(res, part, name, value, ri, a)
+			return needsConsent
 		}
 	}
 	p.verify(res, r, ri, name, browser, value, now)
@@ -244,8 +254,8 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (n
 
 // verify decodes a managed value and forwards it (or drops it, saying why).
 func (p *Policy) verify(res *result, r *rule, ri int, name, browser, value string, now int64) {
-	keys := r.codec.KeyRing().Len()
-	if res.decodes >= maxDecodes || res.macs+keys > maxMACs {
+	keys := r.codec.KeyCount()
+	if res.macs+keys > maxMACs {
 		res.drop(browser, ri, OverBudget)
 		return
 	}
@@ -260,7 +270,7 @@ func (p *Policy) verify(res *result, r *rule, ri int, name, browser, value strin
 		res.refreshed = true
 		if p.refresh() {
 			res.macs += keys
-			keys = codec.KeyRing().Len()
+			keys = codec.KeyCount()
 			if res.macs+keys <= maxMACs {
 				d, err = codec.AppendDecodeAt(res.values, browser, value, now)
 			}

@@ -53,6 +53,7 @@ type Pass struct {
 	clock     func() int64
 	buf       []byte
 	lines     []string // scratch: what one Set-Cookie line becomes
+	lineBuf   []byte   // scratch
 	consented bool     // the gates allow cookies that need consent
 	trusted   [2]*Policy
 
@@ -104,18 +105,23 @@ func (ps *Pass) Release() {
 // the visitor decided and its ID forwarded, client copies of controlled headers removed.
 // now is the time in Unix seconds; clock reads it again when the response's cookies are
 // signed. On ErrTooManyCookies, ErrInvalidCookie or a *ConflictError the request must not
-// reach the upstream; r then holds only cookies that verified, and Done on the header map of
-// the error response clears the bad cookies in the browser. The pass is returned either way.
+// reach the upstream; r then holds only cookies that verified (none on a conflict), and Done
+// on the header map of the error response clears the bad cookies in the browser. The pass is
+// returned either way.
 func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64) (*Pass, error) {
 	ps := passPool.Get().(*Pass)
 	ps.p, ps.f, ps.now, ps.clock = p, f, now, clock
 	trusted, err := f.join(p, ps.trusted[:0])
 	if err != nil {
+		delete(r.Header, "Cookie") // error routes see this request's headers: nothing unverified
 		return ps, err
 	}
 	ps.decided = p.visitor != nil && f.visitorBy == nil
 	if ps.decided && p.visitor.headerNorm != "" {
 		scrubHeader(r.Header, p.visitor.headerNorm)
+	}
+	if p.flask != nil && p.flask.headerNorm != "" && !slices.ContainsFunc(trusted, func(q *Policy) bool { return q.flask != nil }) {
+		scrubPrefix(r.Header, p.flask.headerNorm)
 	}
 	p.scrubConnection(r.Header)
 	p.guardTrailers(r)
@@ -130,7 +136,7 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 	if !ps.consented && len(ps.res.withheld) > 0 {
 		ps.withhold()
 	}
-	if ps.noteDropped() && p.reject {
+	if ps.noteDropped() && (p.reject || ps.flaskRejects()) {
 		ps.forward(r)
 		ps.Report.Rejected = true
 		if len(ps.clear) > 0 {
@@ -139,6 +145,9 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 		return ps, ErrInvalidCookie
 	}
 	ps.Report.Verified = len(ps.res.found)
+	if len(ps.res.exposed) > 0 {
+		ps.exposeFlask(r)
+	}
 	if len(ps.res.adopted) > 0 {
 		ps.noteAdopted()
 	}
@@ -166,8 +175,8 @@ func (ps *Pass) noteDropped() bool {
 			continue
 		}
 		ps.event(d.name, d.reason, false, false)
-		if d.reason == Duplicate {
-			continue
+		if d.reason == Duplicate || d.reason == OverBudget {
+			continue // not read, not judged: a flood of forged copies must not cost the real one
 		}
 		bad = true
 		ps.f.noteInvalid(d.name)
@@ -176,8 +185,10 @@ func (ps *Pass) noteDropped() bool {
 		// A bad visitor cookie is replaced, not cleared, unless the request is rejected; so
 		// are look-alikes then: a browser holding a stale cookie must not be refused until it
 		// expires.
+		// Nor when a copy went unread (over budget): it may be the valid one.
 		clearIt := d.rule >= 0 && d.rule != ps.p.visitorRule || ps.p.reject
-		if clearIt && len(ps.clear) < maxClears && !ps.res.hasFound(d.name) && !slices.Contains(ps.clear, d.name) {
+		if clearIt && len(ps.clear) < maxClears && !ps.res.hasFound(d.name) && !ps.res.hasAdopted(d.name) &&
+			!slices.Contains(ps.clear, d.name) && !ps.unreadName(d.name) {
 			ps.clear = append(ps.clear, d.name)
 		}
 	}
@@ -200,11 +211,13 @@ func (ps *Pass) event(name string, reason Reason, response, noise bool) {
 
 // visit decides the visitor: keep, re-sign or issue.
 func (ps *Pass) visit(r *http.Request) {
-	v := ps.p.visitor
+	p, v := ps.p, ps.p.visitor
 	if f, ok := ps.res.lookup(ps.p.visitorRule); ok {
-		if len(f.Value) == cookie.VisitorIDLen {
-			copy(ps.visitor[:], f.Value)
+		if id, ok := p.visitorID(f.Value); ok {
+			ps.visitor = id
 			ps.known = true
+			// nginx userid's cookie, left from before, goes once the visitor cookie is there
+			ps.nginxClear = ps.res.nginxSeen && ps.now < v.nginxUntil
 			ps.resign = !ps.p.unwrap && (f.Key > 0 || ps.now-f.Signed > v.refresh)
 			return
 		}
@@ -213,7 +226,7 @@ func (ps *Pass) visit(r *http.Request) {
 		ps.Report.Invalid[Malformed]++
 		ps.event(v.name, Malformed, false, false)
 	}
-	if ps.p.unwrap || !ps.mayIssue(r) {
+	if ps.p.unwrap || ps.unread(ps.p.visitorRule) || !ps.mayIssue(r) {
 		return
 	}
 	if ps.res.nginxSeen && ps.now < v.nginxUntil {
@@ -229,6 +242,51 @@ func (ps *Pass) visit(r *http.Request) {
 	}
 	ps.visitor = cookie.NewVisitorID()
 	ps.known, ps.issue = true, true
+}
+
+// unreadName reports whether a copy of the cookie called name went unverified (over budget).
+func (ps *Pass) unreadName(name string) bool {
+	for _, d := range ps.res.dropped {
+		if d.name == name && d.reason == OverBudget {
+			return true
+		}
+	}
+	return false
+}
+
+// unread reports whether a cookie of the rule went unverified (over budget): it may be valid,
+// so nothing replaces it.
+func (ps *Pass) unread(rule int) bool {
+	for _, d := range ps.res.dropped {
+		if d.rule == rule && d.reason == OverBudget {
+			return true
+		}
+	}
+	return false
+}
+
+// visitorID reads a verified visitor cookie's ID: 16 bytes, or their UUID text in a format
+// that carries text.
+func (p *Policy) visitorID(v []byte) (id [cookie.VisitorIDLen]byte, ok bool) {
+	if !p.visitor.textID {
+		return id, copy(id[:], v) == len(id) && len(v) == len(id)
+	}
+	return cookie.ParseUUID(string(v))
+}
+
+// flaskRejects reports whether the Flask session cookie failed and the policy refuses such
+// requests.
+func (ps *Pass) flaskRejects() bool {
+	f := ps.p.flask
+	if f == nil || f.OnInvalid != FlaskReject {
+		return false
+	}
+	for _, d := range ps.res.dropped {
+		if d.rule >= 0 && ps.p.jar.rules[d.rule].kind == kindFlask && d.reason != Duplicate && d.reason != Empty {
+			return true
+		}
+	}
+	return false
 }
 
 // mayIssue applies the privacy gates; they only ever hold back a new ID.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
 
 // browserCookieLimit is what browsers store of one cookie: name and value.
@@ -26,6 +28,9 @@ func (ps *Pass) Finalize(hdr http.Header) {
 		ensurePrivate(hdr)
 	}
 	ps.f.finalCookies = len(hdr["Set-Cookie"])
+	if !slices.Contains(ps.f.finalized, ps.p) {
+		ps.f.finalized = append(ps.f.finalized, ps.p)
+	}
 }
 
 // Informational removes the managed cookies from the header map of a 1xx response: browsers
@@ -139,20 +144,31 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	if blk != nil && blk.NeedsConsent && !ps.consented {
 		return out, !ps.dropLine(sc.name, NoConsent)
 	}
-	j := ps.p.jar
-	ri := j.match(sc.name)
+	pol := ps.p
+	ri := pol.jar.match(sc.name)
+	if ri < 0 {
+		// An error route's response reaches no writer of the handlers that ran before it:
+		// their cookies are rewritten here, by their rules.
+		for _, q := range ps.f.finalized {
+			if k := q.jar.match(sc.name); k >= 0 {
+				pol, ri = q, k
+				blk = q.blocks.find(sc.name)
+				break
+			}
+		}
+	}
 	if ri < 0 {
 		if blk == nil {
 			return out, false
 		}
 		return ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil))), true
 	}
-	r := &j.rules[ri]
+	r := &pol.jar.rules[ri]
 	if r.kind == kindVisitor { // the visitor cookie is the module's alone
 		return out, !ps.dropLine(sc.name, TrackingName)
 	}
 	deletion, expiry, expires := sc.lifetime(ps.now)
-	if deletion || ps.p.unwrap {
+	if deletion || pol.unwrap {
 		if blk == nil {
 			return out, false
 		}
@@ -259,7 +275,11 @@ func (ps *Pass) addOwnCookies(hdr http.Header, upstreamSets uint64) bool {
 	if v := ps.p.visitor; ps.decided && (ps.issue || ps.resign) {
 		b := append(ps.buf[:0], v.name...)
 		b = append(b, '=')
-		b, err := v.codec.AppendEncodeAt(b, v.name, ps.visitor[:], ps.signTime())
+		id := ps.visitor[:]
+		if v.textID {
+			id = cookie.AppendUUID(ps.lineBuf[:0], id)
+		}
+		b, err := v.codec.AppendEncodeAt(b, v.name, id, ps.signTime())
 		if err == nil {
 			b = append(b, v.attrs...)
 			if v.secure == SecureOn || v.secure != SecureOff && (v.forceSecure || ps.https) {

@@ -1,4 +1,4 @@
-package cookie
+package engine
 
 import (
 	"encoding/base64"
@@ -34,19 +34,19 @@ func TestParseSetCookieSplice(t *testing.T) {
 			"__Host-sid=NEW; Secure; Path=/; SameSite=Lax; Partitioned; Expires=Wed, 21 Oct 2035 07:28:00 GMT; Max-Age=5; X-Odd=\"q;\"",
 		},
 	} {
-		sc, ok := ParseSetCookie(tc.line)
-		if !ok || sc.Name != tc.name || sc.Value != tc.value || sc.Line != tc.line {
-			t.Errorf("ParseSetCookie(%q) = %q, %q, %v; want %q, %q", tc.line, sc.Name, sc.Value, ok, tc.name, tc.value)
+		sc, ok := parseSetCookie(tc.line)
+		if !ok || sc.name != tc.name || sc.value != tc.value || sc.line != tc.line {
+			t.Errorf("parseSetCookie(%q) = %q, %q, %v; want %q, %q", tc.line, sc.name, sc.value, ok, tc.name, tc.value)
 			continue
 		}
-		if sc.Line[sc.ValueStart:sc.ValueEnd] != sc.Value {
-			t.Errorf("%q: ValueStart/ValueEnd do not locate the value", tc.line)
+		if sc.line[sc.valueStart:sc.valueEnd] != sc.value {
+			t.Errorf("%q: valueStart/valueEnd do not locate the value", tc.line)
 		}
-		if got := sc.Splice("NEW"); got != tc.spliced {
-			t.Errorf("Splice(%q) = %q, want %q", tc.line, got, tc.spliced)
+		if got := string(sc.appendSplice(nil, []byte("NEW"))); got != tc.spliced {
+			t.Errorf("appendSplice(%q) = %q, want %q", tc.line, got, tc.spliced)
 		}
-		if got := string(sc.AppendSplice([]byte("Set-Cookie: "), []byte("NEW"))); got != "Set-Cookie: "+tc.spliced {
-			t.Errorf("AppendSplice(%q) = %q", tc.line, got)
+		if got := string(sc.appendSplice([]byte("Set-Cookie: "), []byte("NEW"))); got != "Set-Cookie: "+tc.spliced {
+			t.Errorf("appendSplice(%q) after a prefix = %q", tc.line, got)
 		}
 	}
 }
@@ -55,13 +55,15 @@ func TestParseSetCookieRejects(t *testing.T) {
 	for _, line := range []string{
 		"", "ab", "ab; Path=/", "a;b=c", "; a=b", "=b", " =b; Path=/", "\t=b", ";", "=",
 	} {
-		if sc, ok := ParseSetCookie(line); ok {
-			t.Errorf("ParseSetCookie(%q) = %+v, want ok false", line, sc)
+		if sc, ok := parseSetCookie(line); ok {
+			t.Errorf("parseSetCookie(%q) = %+v, want ok false", line, sc)
 		}
 	}
 }
 
-func TestIsDeletion(t *testing.T) {
+// deletion: whether the line removes the cookie, read as RFC 6265 §5.2 reads Max-Age and
+// Expires.
+func TestLifetimeDeletion(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	past := now.Add(-time.Hour).Format(http.TimeFormat)
 	future := now.Add(time.Hour).Format(http.TimeFormat)
@@ -128,19 +130,23 @@ func TestIsDeletion(t *testing.T) {
 		{"a=b; Expires=Sat, 01 Jan 1000 00:00:00 GMT", false},
 		{"a=b; Expires=Mon, 01 Jan 1601 00:00:00 GMT", true},
 	} {
-		sc, ok := ParseSetCookie(tc.line)
+		sc, ok := parseSetCookie(tc.line)
 		if !ok {
-			t.Fatalf("ParseSetCookie(%q) failed", tc.line)
+			t.Fatalf("parseSetCookie(%q) failed", tc.line)
 		}
-		if got := sc.IsDeletion(now); got != tc.want {
-			t.Errorf("IsDeletion(%q) = %v, want %v", tc.line, got, tc.want)
+		deletion, expiry, expires := sc.lifetime(now.Unix())
+		if deletion != tc.want {
+			t.Errorf("lifetime(%q): deletion %v, want %v", tc.line, deletion, tc.want)
+		}
+		if deletion && (expiry != 0 || expires) {
+			t.Errorf("lifetime(%q): a deletion with expiry %d, %v", tc.line, expiry, expires)
 		}
 	}
 }
 
 // What net/http (a common upstream and client) makes of the same lines agrees with
-// IsDeletion wherever it follows RFC 6265.
-func TestIsDeletionMatchesNetHTTP(t *testing.T) {
+// lifetime wherever it follows RFC 6265.
+func TestLifetimeMatchesNetHTTP(t *testing.T) {
 	now := time.Now()
 	for _, line := range []string{
 		"a=b; Max-Age=0", "a=b; Max-Age=-5", "a=b; Max-Age=5", "a=b; max-age=0",
@@ -153,10 +159,65 @@ func TestIsDeletionMatchesNetHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		goDeletes := c.MaxAge < 0 || c.MaxAge == 0 && !c.Expires.IsZero() && !c.Expires.After(now)
-		sc, _ := ParseSetCookie(line)
-		if got := sc.IsDeletion(now); got != goDeletes {
-			t.Errorf("%q: IsDeletion %v, net/http %v", line, got, goDeletes)
+		sc, _ := parseSetCookie(line)
+		if got, _, _ := sc.lifetime(now.Unix()); got != goDeletes {
+			t.Errorf("%q: deletion %v, net/http %v", line, got, goDeletes)
 		}
+	}
+}
+
+// lifetime: when a cookie the browser keeps expires. Max-Age wins over Expires, the last
+// valid one of each counts, invalid ones are ignored, and a cookie with neither is a session
+// cookie (expires false).
+func TestLifetimeExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	n := now.Unix()
+	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
+	for _, tc := range []struct {
+		line    string
+		expiry  int64
+		expires bool
+	}{
+		{"a=b", 0, false},
+		{"a=b; Path=/; HttpOnly", 0, false},
+		{"a=b; Max-Age=abc", 0, false},
+		{"a=b; Max-Age=+5", 0, false}, // invalid (RFC 6265 §5.2.2), so ignored
+		{"a=b; Expires=garbage", 0, false},
+		{"a=b; Max-Age=100", n + 100, true},
+		{"a=b; max-age = 100 ", n + 100, true},
+		{"a=b; Max-Age=007", n + 7, true},
+		{"a=b; Max-Age=100; Max-Age=200", n + 200, true},                // the last valid one counts
+		{"a=b; Max-Age=200; Max-Age=abc", n + 200, true},                // an invalid one is ignored
+		{"a=b; Max-Age=abc; Max-Age=200", n + 200, true},                // wherever it stands
+		{"a=b; Max-Age=100; Expires=" + date(time.Hour), n + 100, true}, // Max-Age wins both ways
+		{"a=b; Expires=" + date(time.Hour) + "; Max-Age=100", n + 100, true},
+		{"a=b; Max-Age=100; Expires=" + date(-time.Hour), n + 100, true},
+		{"a=b; Expires=" + date(time.Hour), n + 3600, true},
+		{"a=b; Expires=" + date(time.Hour) + "; Expires=" + date(2*time.Hour), n + 7200, true},
+		{"a=b; Expires=" + date(2*time.Hour) + "; Expires=" + date(time.Hour), n + 3600, true},
+		{"a=b; Expires=" + date(time.Hour) + "; Expires=garbage", n + 3600, true},
+		{"a=b; Expires=" + date(time.Second), n + 1, true},
+		// Two-digit 69 is 2069 to a browser, not 1969.
+		{"a=b; Expires=Tuesday, 01-Jan-69 00:00:00 GMT", time.Date(2069, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), true},
+		// Huge Max-Age values are capped, so that now plus one cannot overflow.
+		{"a=b; Max-Age=1099511627776", n + maxLifetime, true},
+		{"a=b; Max-Age=1099511627777", n + maxLifetime, true},
+		{"a=b; Max-Age=99999999999999999999", n + maxLifetime, true},
+		{"a=b; Max-Age=" + strings.Repeat("9", 400), n + maxLifetime, true},
+	} {
+		sc, ok := parseSetCookie(tc.line)
+		if !ok {
+			t.Fatalf("parseSetCookie(%q) failed", tc.line)
+		}
+		deletion, expiry, expires := sc.lifetime(n)
+		if deletion || expiry != tc.expiry || expires != tc.expires {
+			t.Errorf("lifetime(%q) = %v, %d, %v; want false, %d, %v", tc.line, deletion, expiry, expires, tc.expiry, tc.expires)
+		}
+	}
+	// The cap holds for any clock a server may have.
+	sc, _ := parseSetCookie("a=b; Max-Age=99999999999999999999")
+	if _, expiry, _ := sc.lifetime(1 << 62); expiry != 1<<62+maxLifetime || expiry < 0 {
+		t.Errorf("capped expiry overflowed: %d", expiry)
 	}
 }
 
@@ -166,58 +227,63 @@ func FuzzSplice(f *testing.F) {
 		"a=b=c; Path=/", "a=; Path=/", "a=", "ab", "=b", "; a=b", " a = ; x",
 		"__Host-sid=abc; Secure; Path=/; SameSite=Lax; Expires=Wed, 21 Oct 2015 07:28:00 GMT",
 		"a=b; Max-Age=0", "a=b; Max-Age=+0; Expires=Tuesday, 01-Jan-69 00:00:00 GMT",
+		"a=b; Max-Age=99999999999999999999; Expires=Wed, 21 Oct 2035 07:28:00 GMT",
 	} {
 		f.Add(s, []byte("value"))
 	}
 	f.Add("a=b", []byte{})
 	f.Add("a=\xff\x00; \xfe", []byte{0, 1, 2, 0xff})
-	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).Unix()
 	f.Fuzz(func(t *testing.T, line string, raw []byte) {
-		sc, ok := ParseSetCookie(line)
-		deletion := false
-		if ok {
-			deletion = sc.IsDeletion(now)
-		}
+		sc, ok := parseSetCookie(line)
 		first, _, _ := strings.Cut(line, ";")
 		if !ok {
 			if name, _, found := strings.Cut(first, "="); found && trimWS(name) != "" {
-				t.Fatalf("ParseSetCookie(%q) failed on a named pair", line)
+				t.Fatalf("parseSetCookie(%q) failed on a named pair", line)
 			}
 			return
 		}
-		if sc.Line != line || sc.ValueStart < 0 || sc.ValueStart > sc.ValueEnd || sc.ValueEnd > len(line) ||
-			sc.ValueEnd > len(first) || line[sc.ValueStart:sc.ValueEnd] != sc.Value {
-			t.Fatalf("ParseSetCookie(%q) = %+v: bad bounds", line, sc)
+		deletion, expiry, expires := sc.lifetime(now)
+		if deletion && (expiry != 0 || expires) || !expires && expiry != 0 || expires && (expiry <= now || expiry > now+maxLifetime) {
+			t.Fatalf("lifetime(%q) = %v, %d, %v", line, deletion, expiry, expires)
+		}
+		if sc.line != line || sc.valueStart < 0 || sc.valueStart > sc.valueEnd || sc.valueEnd > len(line) ||
+			sc.valueEnd > len(first) || line[sc.valueStart:sc.valueEnd] != sc.value {
+			t.Fatalf("parseSetCookie(%q) = %+v: bad bounds", line, sc)
 		}
 		name, _, _ := strings.Cut(first, "=")
-		if sc.Name != trimWS(name) || sc.Name == "" || sc.Value != trimWS(sc.Value) {
-			t.Fatalf("ParseSetCookie(%q) = %+v: name or value not the trimmed first pair", line, sc)
+		if sc.name != trimWS(name) || sc.name == "" || sc.value != trimWS(sc.value) {
+			t.Fatalf("parseSetCookie(%q) = %+v: name or value not the trimmed first pair", line, sc)
 		}
-		if trimWS(line[len(name)+1:sc.ValueStart]) != "" || trimWS(first[sc.ValueEnd:]) != "" {
-			t.Fatalf("ParseSetCookie(%q) = %+v: value does not span the pair", line, sc)
+		if trimWS(line[len(name)+1:sc.valueStart]) != "" || trimWS(first[sc.valueEnd:]) != "" {
+			t.Fatalf("parseSetCookie(%q) = %+v: value does not span the pair", line, sc)
 		}
 
 		x := base64.URLEncoding.EncodeToString(raw)
-		spliced := sc.Splice(x)
-		if spliced != line[:sc.ValueStart]+x+line[sc.ValueEnd:] {
-			t.Fatalf("Splice(%q) = %q", line, spliced)
+		spliced := string(sc.appendSplice(nil, []byte(x)))
+		if spliced != line[:sc.valueStart]+x+line[sc.valueEnd:] {
+			t.Fatalf("appendSplice(%q) = %q", line, spliced)
 		}
-		if !strings.HasPrefix(spliced, line[:sc.ValueStart]) || !strings.HasSuffix(spliced, line[sc.ValueEnd:]) {
-			t.Fatalf("Splice(%q) changed attribute bytes: %q", line, spliced)
+		if !strings.HasPrefix(spliced, line[:sc.valueStart]) || !strings.HasSuffix(spliced, line[sc.valueEnd:]) {
+			t.Fatalf("appendSplice(%q) changed attribute bytes: %q", line, spliced)
 		}
-		if got := string(sc.AppendSplice([]byte("pre"), []byte(x))); got != "pre"+spliced {
-			t.Fatalf("AppendSplice(%q) = %q, want %q", line, got, "pre"+spliced)
+		if got := string(sc.appendSplice([]byte("pre"), []byte(x))); got != "pre"+spliced {
+			t.Fatalf("appendSplice(%q) after a prefix = %q, want %q", line, got, "pre"+spliced)
 		}
-		re, ok := ParseSetCookie(spliced)
-		if !ok || re.Name != sc.Name || re.Value != x {
-			t.Fatalf("re-parsing %q: %+v, %v; want name %q value %q", spliced, re, ok, sc.Name, x)
+		re, ok := parseSetCookie(spliced)
+		if !ok || re.name != sc.name || re.value != x {
+			t.Fatalf("re-parsing %q: %+v, %v; want name %q value %q", spliced, re, ok, sc.name, x)
 		}
-		if x != "" && re.ValueStart != sc.ValueStart {
-			t.Fatalf("re-parsing %q: value moved from %d to %d", spliced, sc.ValueStart, re.ValueStart)
+		if x != "" && re.valueStart != sc.valueStart {
+			t.Fatalf("re-parsing %q: value moved from %d to %d", spliced, sc.valueStart, re.valueStart)
 		}
-		// Deletion depends only on the attributes, once the value is not empty.
-		if x != "" && sc.Value != "" && sc.Value != `""` && re.IsDeletion(now) != deletion {
-			t.Fatalf("IsDeletion changed by splicing %q into %q", x, line)
+		// The lifetime depends only on the attributes, once the value is not empty.
+		if x != "" && sc.value != "" && sc.value != `""` {
+			d2, e2, x2 := re.lifetime(now)
+			if d2 != deletion || e2 != expiry || x2 != expires {
+				t.Fatalf("lifetime changed by splicing %q into %q: %v, %d, %v became %v, %d, %v",
+					x, line, deletion, expiry, expires, d2, e2, x2)
+			}
 		}
 	})
 }

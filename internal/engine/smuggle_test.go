@@ -1,4 +1,4 @@
-package cookie
+package engine
 
 import "testing"
 
@@ -7,16 +7,21 @@ import "testing"
 // the names old PHP decodes ('+' as a space, a NUL ending the name). None may be forwarded,
 // and ordinary cookies that merely hold '=' or brackets must still pass.
 func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
-	tj := newTestJar(t)
-	sv := tj.signed(t, "session", "alice")
+	tp := newTestPolicy(t, nil)
+	sv := tp.signed(t, "session", "alice")
 	for _, part := range []string{
 		"x=1,session=forged",
 		"x=1 session=forged",
 		`x=1"session=forged`,
 		"x=1\\session=forged",
+		"x=1\tsession=forged",
+		"x=1, session=forged",
+		"x=1,,session=forged",
 		"x=a b,sess_admin=forged",
 		"x=1,SESSION=forged",
 		"x=1,vid=forged",
+		"x=1,other=2,session=forged", // not only the first hidden pair counts
+		"x=a=b,session=forged",       // a value holding '=' before the hidden pair
 		"a,session=forged",
 		"a session=forged",
 		"session[x]=forged",
@@ -28,15 +33,15 @@ func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
 		"session%00x=forged",
 		"session%00=forged",
 	} {
-		var res Result
-		if err := tj.Rebuild(&res, []string{"session=" + sv + "; " + part}); err != nil {
-			t.Fatal(err)
+		var res result
+		if !tp.rebuild(&res, []string{"session=" + sv + "; " + part}, t0, nil) {
+			t.Fatal("too many pairs")
 		}
-		if got := string(res.Header); got != "session=alice" {
+		if got := string(res.header); got != "session=alice" {
 			t.Errorf("%q: upstream gets %q, want only the verified session", part, got)
 		}
-		if len(res.Dropped) != 1 || res.Dropped[0].Reason != ReasonLookalike {
-			t.Errorf("%q: dropped %s, want one look-alike", part, droppedString(res.Dropped))
+		if len(res.dropped) != 1 || res.dropped[0].reason != Lookalike || res.dropped[0].rule != -1 {
+			t.Errorf("%q: dropped %s, want one look-alike", part, tp.droppedString(res.dropped))
 		}
 	}
 	for _, part := range []string{
@@ -46,15 +51,18 @@ func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
 		"list=a b c",
 		"cart[items]=3",
 		"x=1,other=2",
+		"x=1,,other=2",
 		"q=session",
-		"x=session=1", // one pair: every parser reads x
+		"x=session=1",    // one pair: every parser reads x
+		"x=1,=session=1", // no name before the '=': "=session" to Python, nothing to the others
+		"x=1,a=session=1",
 	} {
-		var res Result
-		if err := tj.Rebuild(&res, []string{part}); err != nil {
-			t.Fatal(err)
+		var res result
+		if !tp.rebuild(&res, []string{part}, t0, nil) {
+			t.Fatal("too many pairs")
 		}
-		if got := string(res.Header); got != part || len(res.Dropped) != 0 {
-			t.Errorf("%q: forwarded %q, dropped %s; want it untouched", part, got, droppedString(res.Dropped))
+		if got := string(res.header); got != part || len(res.dropped) != 0 {
+			t.Errorf("%q: forwarded %q, dropped %s; want it untouched", part, got, tp.droppedString(res.dropped))
 		}
 	}
 }

@@ -47,6 +47,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        when     <matchers...>
 //	        adopt_nginx <name> until <date|time>
 //	        id_format uuid|nginx
+//	        format itsdangerous
+//	        secret_key <key>...
+//	        salt <salt>
 //	    }
 //	    sign    <name|glob>... [{
 //	        format itsdangerous
@@ -254,6 +257,12 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 			t.AdoptNginx = &AdoptNginx{Name: args[0], Until: args[2]}
 		case "id_format":
 			t.IDFormat, err = keyword(d, "track: id_format", "uuid", "nginx")
+		case "format":
+			t.Format, err = keyword(d, "track: format", "itsdangerous")
+		case "secret_key":
+			err = appendArgs(d, &t.SecretKey)
+		case "salt":
+			t.Salt, err = oneArg(d)
 		default:
 			return nil, d.Errf("track: unrecognized subdirective %q", sub)
 		}

@@ -377,6 +377,28 @@ func (t *Track) check() error {
 	if err := oneOf("id_format", t.IDFormat, "uuid", "nginx"); err != nil {
 		return err
 	}
+	switch t.Format {
+	case "":
+		if len(t.SecretKey) > 0 || t.Salt != "" {
+			return errors.New("secret_key and salt go with format itsdangerous")
+		}
+	case "itsdangerous":
+		if t.Encrypt {
+			return errors.New("format itsdangerous: values are signed, not encrypted")
+		}
+		if len(t.SecretKey) == 0 {
+			return errors.New("format itsdangerous: secret_key: the format's own key is needed (the Python side's)")
+		}
+		for i, k := range t.SecretKey {
+			if !hasPlaceholder(k) {
+				if err := checkFormatKey([]byte(k)); err != nil {
+					return fmt.Errorf("secret_key %d %v", i+1, err)
+				}
+			}
+		}
+	default:
+		return fmt.Errorf("format: %q is not itsdangerous", t.Format)
+	}
 	if a := t.AdoptNginx; a != nil {
 		if err := checkToken(a.Name); err != nil {
 			return fmt.Errorf("adopt_nginx: %v", err)

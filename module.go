@@ -296,6 +296,14 @@ type Track struct {
 	// a new ID. Counted in caddy_signed_cookies_adopted_total{cookie}.
 	AdoptNginx *AdoptNginx `json:"adopt_nginx,omitempty"`
 
+	// Format, SecretKey and Salt sign the visitor cookie in another format, as for
+	// sign_format: "itsdangerous" makes it URLSafeTimedSerializer(secret_key, salt).dumps(id)
+	// (the ID as UUID text; loads takes max_age), which a Python service verifies alone.
+	// Default: securecookie's, with the handler's keys.
+	Format    string   `json:"format,omitempty"`
+	SecretKey []string `json:"secret_key,omitempty"`
+	Salt      string   `json:"salt,omitempty"`
+
 	// IDFormat is how the upstream and the placeholders read the ID: "uuid" (default) or
 	// "nginx": 32 upper-case hex digits, as nginx's $uid_got and $uid_set print them (which
 	// add "name=" in front).
@@ -500,9 +508,29 @@ func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engin
 	if err != nil {
 		return nil, err
 	}
+	codec := cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)})
+	textID := false
+	if t.Format == "itsdangerous" {
+		keys, _, err := resolveKeys("track: secret_key", t.SecretKey, "itsdangerous "+t.Salt)
+		if err == nil {
+			for i, k := range keys {
+				if e := checkFormatKey(k); e != nil && err == nil {
+					err = fmt.Errorf("track: secret_key %d %v", i+1, e)
+				}
+			}
+		}
+		if err == nil {
+			codec, err = cookie.NewItsDangerousCodec(keys, cmpOr(t.Salt, "itsdangerous"), cookie.Options{MaxAge: time.Duration(t.MaxAge)})
+		}
+		if err != nil {
+			return nil, err
+		}
+		textID = true
+	}
 	v := &engine.Visitor{
 		Name:        t.Name,
-		Codec:       cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)}),
+		Codec:       codec,
+		TextID:      textID,
 		MaxAge:      time.Duration(t.MaxAge),
 		Refresh:     time.Duration(t.Refresh),
 		Domain:      t.Domain,

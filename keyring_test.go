@@ -1,19 +1,39 @@
 package signedcookies
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
 
 // testRing is a shared ring over a file_system storage with a clock the test moves, and one
 // user per (check, keep) given.
 func testRing(t testing.TB, stor certmagic.Storage, now *time.Time, uses ...ringUse) *sharedRing {
 	t.Helper()
-	sr := newSharedRing("test", stor, zap.NewNop())
+	return testRingLog(t, stor, now, zap.NewNop(), uses...)
+}
+
+// testRingLog is testRing logging to logger.
+func testRingLog(t testing.TB, stor certmagic.Storage, now *time.Time, logger *zap.Logger, uses ...ringUse) *sharedRing {
+	t.Helper()
+	sr := newSharedRing("test", stor, logger)
 	sr.now = func() time.Time { return *now }
 	for i := range uses {
 		u := uses[i]
@@ -48,10 +68,12 @@ func TestStoredKeyRingLifecycle(t *testing.T) {
 	stor := &certmagic.FileStorage{Path: t.TempDir()}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	long := testRing(t, stor, &now, ringUse{rotate: time.Hour, check: time.Minute, keep: 30 * 24 * time.Hour})
-	short := testRing(t, stor, &now, ringUse{rotate: time.Hour, check: time.Minute, keep: time.Hour})
-
 	mustSync(t, long)
 	first := storedRing(t, stor)
+	// joins the stored ring (one that joined before it was stored would keep its own
+	// candidate beside it: see TestCandidateRingStored)
+	short := testRing(t, stor, &now, ringUse{rotate: time.Hour, check: time.Minute, keep: time.Hour})
+
 	if len(first.Secrets) != 1 || long.order[0] != first.Secrets[0].Secret {
 		t.Fatalf("a new ring should have one secret, signing at once: %+v", first)
 	}
@@ -92,5 +114,514 @@ func TestStoredKeyRingLifecycle(t *testing.T) {
 	f = storedRing(t, stor)
 	if len(f.Secrets) != maxStoredSecrets {
 		t.Errorf("ring holds %d secrets, want the cap %d", len(f.Secrets), maxStoredSecrets)
+	}
+}
+
+// writeRingFile stores f as the key ring of the file_system storage in dir, as another
+// instance (or an operator) would.
+func writeRingFile(t testing.TB, dir string, f keyRingFile) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(f, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRingBytes(t, dir, b)
+	return b
+}
+
+// writeRingBytes replaces the key ring object of the storage in dir by b, atomically.
+func writeRingBytes(t testing.TB, dir string, b []byte) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ringFileBytes(t testing.TB, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func secretsOf(f *keyRingFile) []string {
+	var out []string
+	for _, s := range f.Secrets {
+		out = append(out, s.Secret)
+	}
+	return out
+}
+
+// observed is a logger whose entries the test reads.
+func observed() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.DebugLevel)
+	return zap.New(core), logs
+}
+
+// The candidate ring a process makes when it finds none at Provision is the ring stored when
+// its config starts; when another process stored one first, the candidate (with which the
+// first process may already have signed) is stored beside it, verify-only.
+func TestCandidateRingStored(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	use := ringUse{rotate: time.Hour, check: time.Minute, keep: 24 * time.Hour}
+
+	t.Run("alone", func(t *testing.T) {
+		stor := &certmagic.FileStorage{Path: t.TempDir()}
+		sr := testRing(t, stor, &now, use)
+		candidate := sr.order[0]
+		if err := sr.start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sr.Destruct() })
+		if got := secretsOf(storedRing(t, stor)); !slices.Equal(got, []string{candidate}) || sr.order[0] != candidate {
+			t.Fatalf("stored %d secrets, signing with the candidate: %v; want just the candidate, which signs", len(got), sr.order[0] == candidate)
+		}
+	})
+	t.Run("another stored first", func(t *testing.T) {
+		stor := &certmagic.FileStorage{Path: t.TempDir()}
+		a := testRing(t, stor, &now, use)
+		b := testRing(t, stor, &now, use) // both found no ring
+		mustSync(t, a)
+		mustSync(t, b)
+		f := storedRing(t, stor)
+		if got := secretsOf(f); len(got) != 2 || got[0] != a.order[0] || got[1] != b.file.Secrets[1].Secret {
+			t.Fatalf("stored %v, want a's candidate then b's", got)
+		}
+		if f.Secrets[1].Retired.IsZero() || b.order[0] != a.order[0] || !slices.Contains(b.order, f.Secrets[1].Secret) {
+			t.Errorf("b's candidate should verify only (retired %v), and b sign with the stored signer", f.Secrets[1].Retired)
+		}
+	})
+}
+
+// A ring deleted under a running instance: a new instance makes a fresh ring, the running one
+// adds the secrets it knows to it (they verify everywhere, the fresh one signs everywhere),
+// and a running instance that finds no ring at all puts back what it holds.
+func TestKeyRingDeletedMerge(t *testing.T) {
+	dir := t.TempDir()
+	stor := &certmagic.FileStorage{Path: dir}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	use := ringUse{rotate: time.Hour, check: time.Minute, keep: 24 * time.Hour}
+	a := testRing(t, stor, &now, use)
+	mustSync(t, a)
+	a1 := a.order[0]
+	if err := os.Remove(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	b := testRing(t, stor, &now, use)
+	mustSync(t, b)
+	b1 := b.order[0]
+	now = now.Add(time.Second)
+	mustSync(t, a)
+	if got := secretsOf(storedRing(t, stor)); !slices.Equal(got, []string{b1, a1}) {
+		t.Fatalf("stored %v, want the fresh secret then the one the running instance knows", got)
+	}
+	mustSync(t, b)
+	for name, sr := range map[string]*sharedRing{"running": a, "new": b} {
+		if sr.order[0] != b1 || !slices.Contains(sr.order, a1) {
+			t.Errorf("%s instance: signs with the fresh secret %v, knows the old one %v", name, sr.order[0] == b1, slices.Contains(sr.order, a1))
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	if got := secretsOf(storedRing(t, stor)); !slices.Equal(got, []string{b1, a1}) {
+		t.Errorf("restored %v, want what the running instance used", got)
+	}
+}
+
+// A rotated-in secret signs only after two of the slowest sharer's re-read intervals, the
+// sharers' longest interval is recorded in storage, and no rotation is made while the newest
+// secret still waits to sign.
+func TestMixedCheckIntervals(t *testing.T) {
+	stor := &certmagic.FileStorage{Path: t.TempDir()}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fast := testRing(t, stor, &now, ringUse{rotate: 3 * time.Second, check: 200 * time.Millisecond, keep: time.Hour})
+	mustSync(t, fast)
+	slow := testRing(t, stor, &now, ringUse{rotate: time.Hour, check: 3 * time.Second, keep: time.Hour})
+	mustSync(t, slow)
+	if f := storedRing(t, stor); f.CheckInterval != 3*time.Second {
+		t.Fatalf("stored check_interval %v, want the slowest sharer's 3s", f.CheckInterval)
+	}
+	now = now.Add(3 * time.Second)
+	mustSync(t, fast)
+	f := storedRing(t, stor)
+	if len(f.Secrets) != 2 {
+		t.Fatalf("want a rotation, got %d secrets", len(f.Secrets))
+	}
+	if wait := f.Secrets[0].Active.Sub(now); wait < 2*3*time.Second+onDemandEvery {
+		t.Errorf("the new secret signs %v after its rotation, want at least two of the slow sharer's intervals and the on-demand margin", wait)
+	}
+	for now = now.Add(time.Second); now.Before(f.Secrets[0].Active); now = now.Add(time.Second) {
+		mustSync(t, fast)
+		if n := len(storedRing(t, stor).Secrets); n != 2 {
+			t.Fatalf("%d secrets: rotated again while the newest still waits to sign", n)
+		}
+		if fast.order[0] == f.Secrets[0].Secret {
+			t.Fatal("signs with the new secret before its time")
+		}
+	}
+	mustSync(t, fast)
+	if fast.order[0] != f.Secrets[0].Secret {
+		t.Error("the new secret does not sign once active")
+	}
+}
+
+// A newest secret dated in the future (a clock that jumped) does not stall rotation: it is
+// logged once, and rotation counts from when this process first saw it.
+func TestFutureDatedSecret(t *testing.T) {
+	dir := t.TempDir()
+	stor := &certmagic.FileStorage{Path: dir}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	future, old := fixedSecret("future"), fixedSecret("old")
+	writeRingFile(t, dir, keyRingFile{Version: keyRingVersion, Keep: 24 * time.Hour, CheckInterval: time.Minute, Secrets: []storedSecret{
+		{Secret: future, Created: now.AddDate(1, 0, 0)},
+		{Secret: old, Created: now.AddDate(0, 0, -2), Retired: now.AddDate(1, 0, 0)},
+	}})
+	logger, logs := observed()
+	sr := testRingLog(t, stor, &now, logger, ringUse{rotate: time.Hour, check: time.Minute, keep: 24 * time.Hour})
+	for i := 0; i < 59; i++ {
+		mustSync(t, sr)
+		now = now.Add(time.Minute)
+	}
+	if n := len(storedRing(t, stor).Secrets); n != 2 {
+		t.Fatalf("rotated before an interval from first seen: %d secrets", n)
+	}
+	if sr.order[0] != future {
+		t.Error("the future-dated secret should sign until the rotation")
+	}
+	now = now.Add(time.Minute) // an hour since first seen
+	mustSync(t, sr)
+	f := storedRing(t, stor)
+	if len(f.Secrets) != 3 || f.Secrets[0].Created != now {
+		t.Fatalf("no rotation an interval after first seeing the future-dated secret: %d secrets", len(f.Secrets))
+	}
+	warned := logs.FilterMessageSnippet("dated in the future").AllUntimed()
+	if len(warned) != 1 || warned[0].Level != zap.WarnLevel {
+		t.Errorf("want one warning about the future-dated secret, got %d: %v", len(warned), warned)
+	}
+	if !slices.Contains(sr.order, future) {
+		t.Error("the future-dated secret no longer verifies")
+	}
+}
+
+// countingStorage counts the calls a key ring makes, and can make its lock fail.
+type countingStorage struct {
+	certmagic.Storage
+	loads, stats, stores, locks atomic.Int64
+	lockErr                     error
+	size                        int64 // reported by Stat when not 0
+}
+
+func (s *countingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	s.loads.Add(1)
+	return s.Storage.Load(ctx, key)
+}
+
+func (s *countingStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	s.stats.Add(1)
+	info, err := s.Storage.Stat(ctx, key)
+	if err == nil && s.size != 0 {
+		info.Size = s.size
+	}
+	return info, err
+}
+
+func (s *countingStorage) Store(ctx context.Context, key string, b []byte) error {
+	s.stores.Add(1)
+	return s.Storage.Store(ctx, key, b)
+}
+
+func (s *countingStorage) Lock(ctx context.Context, name string) error {
+	s.locks.Add(1)
+	if s.lockErr != nil {
+		return s.lockErr
+	}
+	return s.Storage.Lock(ctx, name)
+}
+
+func (s *countingStorage) String() string { return "counting storage" }
+
+// Cookies with unknown keys make a shared ring re-read storage at most once a second, however
+// many arrive; each waits for a read that starts after it arrived, so a secret stored a
+// moment ago is found even right after another re-read; and these reads never lock or write.
+func TestOnDemandReads(t *testing.T) {
+	dir := t.TempDir()
+	stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}}
+	now := time.Now()
+	sr := testRing(t, stor, &now, ringUse{rotate: time.Hour, check: time.Hour, keep: time.Hour})
+	mustSync(t, sr)
+	u := &ringUse{sr: sr}
+	stor.loads.Store(0)
+	stor.locks.Store(0)
+	stor.stores.Store(0)
+
+	// a flood of forged cookies from 16 clients for 2.5 s
+	const flood = 2500 * time.Millisecond
+	start := time.Now()
+	var calls, slowest atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < flood {
+				t0 := time.Now()
+				if !u.refreshOnDemand() {
+					t.Error("an on-demand re-read failed")
+				}
+				calls.Add(1)
+				if d := int64(time.Since(t0)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	reads := stor.loads.Load()
+	t.Logf("%d on-demand requests in %v: %d storage reads, the slowest waited %v", calls.Load(), elapsed.Round(time.Millisecond), reads, time.Duration(slowest.Load()).Round(time.Millisecond))
+	if max := int64(elapsed/onDemandEvery) + 1; reads > max || reads < 2 {
+		t.Errorf("%d storage reads in %v, want 2 to %d", reads, elapsed, max)
+	}
+	if d := time.Duration(slowest.Load()); d > onDemandEvery+500*time.Millisecond {
+		t.Errorf("a request waited %v for its re-read", d)
+	}
+	if stor.locks.Load() != 0 || stor.stores.Load() != 0 {
+		t.Errorf("on-demand re-reads locked (%d) or wrote (%d) storage", stor.locks.Load(), stor.stores.Load())
+	}
+
+	// another instance rotates just after a re-read: the next request still finds the secret
+	u.refreshOnDemand()
+	f := storedRing(t, stor)
+	added := fixedSecret("rotated in elsewhere")
+	f.Secrets = append([]storedSecret{{Secret: added, Created: time.Now().UTC()}}, f.Secrets...)
+	writeRingFile(t, dir, *f)
+	if !u.refreshOnDemand() {
+		t.Fatal("the re-read failed")
+	}
+	if !slices.Contains(sr.order, added) {
+		t.Error("a secret stored before the cookie arrived was not found: the re-read started before the request")
+	}
+}
+
+// A stored ring is refused, whole and at once, when it is too large, holds too many secrets,
+// duplicates one (in any spelling) or is not a file, with a message saying what is wrong and
+// what to do; the checks are linear and read no more than the bound.
+func TestKeyRingReadBounds(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ring := func(n int) keyRingFile {
+		f := keyRingFile{Version: keyRingVersion}
+		for i := range n {
+			f.Secrets = append(f.Secrets, storedSecret{Secret: fixedSecret(fmt.Sprint("bounds ", i)), Created: created})
+		}
+		return f
+	}
+	raw, _ := cookie.ParseSecret(testSecret)
+	dup := ring(3)
+	dup.Secrets[2].Secret = base64.RawURLEncoding.EncodeToString(raw)
+	dup.Secrets[0].Secret = testSecret
+
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string
+	}{
+		{"5000 secrets", func(t *testing.T, dir string) { writeRingFile(t, dir, ring(5000)) }, "bytes, more than a key ring can be (65536 at most): refusing to read it"},
+		{"65 secrets", func(t *testing.T, dir string) { writeRingFile(t, dir, ring(65)) }, "65 secrets, want 1 to 64"},
+		{"duplicate in another spelling", func(t *testing.T, dir string) { writeRingFile(t, dir, dup) }, "secret 3 duplicates secret 1"},
+		{"300 MB", func(t *testing.T, dir string) {
+			writeRingFile(t, dir, ring(1))
+			if err := os.Truncate(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)), 300<<20); err != nil {
+				t.Fatal(err)
+			}
+		}, "is 314572800 bytes, more than a key ring can be"},
+		{"directory", func(t *testing.T, dir string) {
+			if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.setup(t, dir)
+			start := time.Now()
+			_, err := readRing(context.Background(), &certmagic.FileStorage{Path: dir})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "move it away") {
+				t.Fatalf("error %v, want one saying %q and what to do", err, tc.want)
+			}
+			if d := time.Since(start); d > 100*time.Millisecond {
+				t.Errorf("refusing took %v", d)
+			}
+			t.Logf("%v", err)
+		})
+	}
+
+	// A storage other than file_system is asked the size first, and a large object not loaded.
+	dir := t.TempDir()
+	writeRingFile(t, dir, ring(1))
+	stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}, size: 300 << 20}
+	if _, err := readRing(context.Background(), stor); err == nil || !strings.Contains(err.Error(), "314572800 bytes") || stor.loads.Load() != 0 {
+		t.Errorf("error %v after %d loads, want the size refused without loading", err, stor.loads.Load())
+	}
+
+	// the largest ring that may be stored loads, and its checks are quick
+	dir = t.TempDir()
+	writeRingFile(t, dir, ring(maxStoredSecrets))
+	start := time.Now()
+	if _, err := readRing(context.Background(), &certmagic.FileStorage{Path: dir}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a full ring (%d secrets) read and checked in %v", maxStoredSecrets, time.Since(start))
+}
+
+// A damaged ring is never written: not by a running instance whose ticks find a rotation
+// due, not by a new one that fails to start. The running one keeps the keys it had.
+func TestDamagedKeyRingNotRewritten(t *testing.T) {
+	dir := t.TempDir()
+	stor := &certmagic.FileStorage{Path: dir}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	use := ringUse{rotate: time.Hour, check: time.Minute, keep: 24 * time.Hour}
+	logger, logs := observed()
+	running := testRingLog(t, stor, &now, logger, use)
+	mustSync(t, running)
+	keys := slices.Clone(running.order)
+
+	s := running.order[0]
+	damaged := writeRingFile(t, dir, keyRingFile{Version: keyRingVersion, Keep: 24 * time.Hour, Secrets: []storedSecret{
+		{Secret: s, Created: now.Add(-48 * time.Hour)}, // due for rotation
+		{Secret: fixedSecret("another"), Created: now.Add(-72 * time.Hour)},
+		{Secret: s, Created: now.Add(-96 * time.Hour)},
+	}})
+	for range 5 {
+		now = now.Add(time.Minute)
+		running.tick(context.Background())
+		if !slices.Equal(running.order, keys) {
+			t.Fatal("the running instance changed its keys after reading a damaged ring")
+		}
+	}
+	now = now.Add(2 * time.Hour)
+	running.tick(context.Background())
+	if _, err := running.sync(context.Background(), false); err == nil || !strings.Contains(err.Error(), "secret 3 duplicates secret 1") {
+		t.Errorf("a config start on a damaged ring: %v", err)
+	}
+	if got := logs.FilterMessageSnippet("key ring refresh failed").AllUntimed(); len(got) == 0 || !strings.Contains(fmt.Sprint(got[0].ContextMap()["error"]), "secret 3 duplicates secret 1; move it away") {
+		t.Errorf("the running instance logged %v", got)
+	}
+	if err := newSharedRing("new", stor, zap.NewNop()).join(context.Background(), &ringUse{}); err == nil || !strings.Contains(err.Error(), "duplicates") {
+		t.Errorf("a new instance joined a damaged ring: %v", err)
+	}
+	if !bytes.Equal(ringFileBytes(t, dir), damaged) {
+		t.Error("the damaged ring was rewritten")
+	}
+}
+
+// A symbolic link keyring.json stays a link through rotations, its target holding the ring;
+// a link that resolves to nothing fails with a message saying so.
+func TestSymlinkedKeyRing(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	stor := &certmagic.FileStorage{Path: dir}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	use := ringUse{rotate: time.Hour, check: time.Minute, keep: 24 * time.Hour}
+	link := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+	target := filepath.Join(elsewhere, "keyring.json")
+	writeRingFile(t, elsewhere, keyRingFile{}) // makes the directories
+	b := writeRingFile(t, dir, keyRingFile{Version: keyRingVersion, Secrets: []storedSecret{{Secret: testSecret, Created: now}}})
+	if err := os.WriteFile(target, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	sr := testRing(t, stor, &now, use)
+	now = now.Add(time.Hour)
+	mustSync(t, sr)
+	fi, err := os.Lstat(link)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("keyring.json is no longer a symbolic link (%v)", err)
+	}
+	var f keyRingFile
+	if b, err := os.ReadFile(target); err != nil || json.Unmarshal(b, &f) != nil || len(f.Secrets) != 2 || f.Secrets[1].Secret != testSecret {
+		t.Fatalf("the link's target does not hold the rotated ring: %d secrets (%v)", len(f.Secrets), err)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o640 {
+		t.Errorf("the target's permissions changed to %v", fi.Mode().Perm())
+	}
+
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sr.sync(context.Background(), true)
+	if err == nil || !strings.Contains(err.Error(), "is a symbolic link that does not resolve") {
+		t.Errorf("restoring through a dangling link: %v", err)
+	}
+	fresh := testRing(t, stor, &now, use)
+	if err := fresh.start(); err == nil || !strings.Contains(err.Error(), "key ring in storage: storing the key ring: "+link+" is a symbolic link that does not resolve") {
+		t.Errorf("a new instance on a dangling link: %v", err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the dangling link was replaced")
+	}
+}
+
+// When the storage lock cannot be taken, the error says so and carries the storage's own
+// error: at a config start (which fails) and on a tick (logged; the keys in use stay).
+func TestStorageLockFailure(t *testing.T) {
+	dir := t.TempDir()
+	lockErr := errors.New("dial tcp 10.0.0.7:6379: connect: connection refused")
+	stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}, lockErr: lockErr}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	use := ringUse{rotate: time.Hour, check: time.Minute, keep: 24 * time.Hour}
+	want := `taking the storage lock "signed_cookies_keyring": ` + lockErr.Error()
+
+	fresh := testRing(t, stor, &now, use)
+	if err := fresh.start(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("start with a failing lock: %v, want it to say %q", err, want)
+	}
+
+	writeRingFile(t, dir, keyRingFile{Version: keyRingVersion, Keep: 24 * time.Hour, CheckInterval: time.Minute, Secrets: []storedSecret{{Secret: testSecret, Created: now}}})
+	logger, logs := observed()
+	sr := testRingLog(t, stor, &now, logger, use)
+	keys := slices.Clone(sr.order)
+	now = now.Add(2 * time.Hour) // due
+	sr.tick(context.Background())
+	sr.tick(context.Background())
+	got := logs.FilterMessageSnippet("key ring refresh failed").AllUntimed()
+	if len(got) != 1 || !strings.Contains(fmt.Sprint(got[0].ContextMap()["error"]), want) {
+		t.Errorf("logged %v, want one error saying %q", got, want)
+	}
+	if !slices.Equal(sr.order, keys) {
+		t.Error("the keys in use changed")
+	}
+}
+
+// However many secrets go through a ring, what a process holds stays bounded.
+func TestKeyRingMemoryBounded(t *testing.T) {
+	stor := &certmagic.FileStorage{Path: t.TempDir()}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	logger, logs := observed()
+	sr := testRingLog(t, stor, &now, logger, ringUse{rotate: time.Hour, check: time.Second, keep: 365 * 24 * time.Hour})
+	for range 2*maxStoredSecrets + 10 {
+		mustSync(t, sr)
+		now = now.Add(time.Hour)
+	}
+	if len(sr.known) > 2*maxStoredSecrets || len(sr.order) > maxStoredSecrets || len(storedRing(t, stor).Secrets) > maxStoredSecrets {
+		t.Errorf("holds %d secrets, uses %d, stores %d", len(sr.known), len(sr.order), len(storedRing(t, stor).Secrets))
+	}
+	if logs.FilterMessageSnippet("key ring full").Len() == 0 {
+		t.Error("dropping secrets whose cookies may still be valid was not logged")
 	}
 }

@@ -220,7 +220,8 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	}
 	cfA, a := caddyfileFor(t, storage, body("3s"))
 	caddyProcess(t, cfA, a)
-	created := readStoredRing(t, storage)
+	// Caddy may start listening before the key ring app has stored the ring
+	created := awaitRing(t, storage, "a first secret", func(keyRingFile) bool { return true })
 	if len(created.Secrets) != 1 {
 		t.Fatalf("first instance should create a ring with one secret, got %d", len(created.Secrets))
 	}
@@ -255,8 +256,9 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	if n := rotated.Secrets[0]; !n.Active.After(n.Created) {
 		t.Errorf("a rotated-in secret signs at once (created %v, active %v): instances that have not re-read the ring would reject its cookies", n.Created, n.Active)
 	}
-	// B signs with a newer secret within its re-read interval.
-	deadline = time.Now().Add(5 * time.Second)
+	// B signs with a newer secret once it is active (two re-read intervals and the on-demand
+	// margin after the rotation, rounded up to the second).
+	deadline = time.Now().Add(8 * time.Second)
 	for {
 		resp, _ := get(t, http.DefaultClient, b.URL+"/")
 		sc := setCookies(resp, "vid")

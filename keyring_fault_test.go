@@ -1,0 +1,496 @@
+// The storage key ring on an operator's bad day, with real Caddy processes sharing one
+// storage directory: sharers with different re-read intervals, a ring deleted under running
+// instances, a ring replaced by a damaged or oversized one. Each test gives every Caddy its
+// own ports and the test its own storage, and waits for conditions, not for time.
+package signedcookies
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
+)
+
+// echoUpstream answers with the visitor ID the module sent and whether it was issued on
+// this request.
+func echoUpstream(t testing.TB) *upstream {
+	return startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.Header.Get("X-Visitor-Id"), r.Header.Get("X-Visitor-New"))
+	})
+}
+
+// ringSite is a site using the storage key ring with opts (one per line), in front of up,
+// which learns whether the visitor ID is new; header, when given, names the config.
+func ringSite(up *upstream, opts, header string) string {
+	s := "\tsigned_cookies {\n\t\t" + strings.ReplaceAll(opts, "\n", "\n\t\t") + "\n\t}\n"
+	if header != "" {
+		s += "\theader X-Config " + header + "\n"
+	}
+	return s + "\treverse_proxy " + up.Addr + " {\n\t\theader_up X-Visitor-New {http.signed_cookies.visitor_new}\n\t}"
+}
+
+// visit is what one request learned: the visitor ID the upstream saw, whether it was new,
+// and the visitor cookie the response set ("" for none).
+type visit struct {
+	id     string
+	isNew  bool
+	cookie string
+}
+
+var visitClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+
+// visitWith sends a request carrying the visitor cookie vid ("" for none).
+func visitWith(t testing.TB, url, vid string) visit {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vid != "" {
+		req.Header.Set("Cookie", "vid="+vid)
+	}
+	resp, err := visitClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	id, isNew, _ := strings.Cut(string(body), " ")
+	v := visit{id: id, isNew: isNew == "true"}
+	if sc := setCookies(resp, "vid"); len(sc) == 1 {
+		v.cookie = strings.TrimPrefix(strings.SplitN(sc[0], ";", 2)[0], "vid=")
+	}
+	if resp.StatusCode != http.StatusOK || v.id == "" {
+		t.Fatalf("GET %s: status %d, body %q", url, resp.StatusCode, body)
+	}
+	return v
+}
+
+// awaitRing polls the storage in dir until its key ring satisfies cond.
+func awaitRing(t testing.TB, dir, what string, cond func(keyRingFile) bool) keyRingFile {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var f keyRingFile
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
+		if err == nil && json.Unmarshal(b, &f) == nil && len(f.Secrets) > 0 && cond(f) {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stored key ring never got %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// signer names the stored secret that signed a visitor cookie ("" when none did).
+func signer(t testing.TB, f keyRingFile, vid string) string {
+	t.Helper()
+	d, err := cookie.NewCodec(ringOf(t, f), cookie.Options{}).Decode("vid", vid)
+	if err != nil {
+		return ""
+	}
+	return f.Secrets[d.Key].Secret
+}
+
+// caddyLog is what a Caddy process started by caddyProcess has logged so far.
+func caddyLog(t testing.TB, cmd *exec.Cmd) string {
+	t.Helper()
+	b, err := os.ReadFile(cmd.Stdout.(*os.File).Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func awaitLog(t testing.TB, cmd *exec.Cmd, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(caddyLog(t, cmd), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never said %q:\n%s", want, caddyLog(t, cmd))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// caddyStartFails runs Caddy with caddyfile, which must exit with an error, and returns its
+// output.
+func caddyStartFails(t testing.TB, caddyfile string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), runCaddyEnv+"=1", runCaddyEnv+"_ARGS=run --config "+path+" --adapter caddyfile",
+		"HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("Caddy started and exited cleanly:\n%s", out.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("Caddy started on a key ring it should refuse:\n%s", out.String())
+	}
+	return out.String()
+}
+
+// handOffs are the outcome of cookies issued by one instance and presented to another.
+type handOffs struct {
+	n, rejected       int
+	signers           []string // secrets that signed the issuing instance's cookies, in order
+	firstRotated      time.Time
+	rotatedHandOffs   int
+	firstRejectionMsg string
+}
+
+// handOff runs until done says so: each round a new visitor gets a cookie from `from`, which
+// `to` must accept with the same ID; a returning visitor (a cookie jar) does the same with the
+// cookie `from` keeps re-signing. Rejections are new IDs at `to`.
+func handOff(t *testing.T, from, to caddyInstance, dir string, deadline time.Duration, done func(*handOffs) bool) *handOffs {
+	t.Helper()
+	h := &handOffs{}
+	returning := ""
+	var returningID string
+	pace := time.NewTicker(10 * time.Millisecond) // a steady stream, not a CPU hog
+	defer pace.Stop()
+	end := time.Now().Add(deadline)
+	for !done(h) {
+		if time.Now().After(end) {
+			t.Fatalf("hand-offs did not complete in %v: %+v", deadline, *h)
+		}
+		<-pace.C
+		v := visitWith(t, from.URL, "")
+		check := []visit{v}
+		r := visitWith(t, from.URL, returning)
+		if r.cookie != "" {
+			returning = r.cookie
+		}
+		if returningID == "" {
+			returningID = r.id
+		} else if r.id != returningID {
+			t.Fatalf("%s gave a returning visitor a new ID", from.URL)
+		}
+		check = append(check, visit{id: returningID, cookie: returning})
+		f := readStoredRing(t, dir)
+		if s := signer(t, f, v.cookie); s != "" && (len(h.signers) == 0 || h.signers[len(h.signers)-1] != s) {
+			h.signers = append(h.signers, s)
+			if len(h.signers) == 2 {
+				h.firstRotated = time.Now()
+			}
+		}
+		if len(h.signers) >= 2 {
+			h.rotatedHandOffs++
+		}
+		for _, c := range check {
+			got := visitWith(t, to.URL, c.cookie)
+			h.n++
+			if got.id != c.id || got.isNew {
+				h.rejected++
+				if h.firstRejectionMsg == "" {
+					h.firstRejectionMsg = fmt.Sprintf("at %v after the first rotated-in signer: %s gave ID %s (new %v) for %s's %s", time.Since(h.firstRotated), to.URL, got.id, got.isNew, from.URL, c.id)
+				}
+			}
+		}
+	}
+	return h
+}
+
+// Sharers with different re-read intervals: the slowest one's is stored, so a secret A
+// rotates in (every 3 s, re-reading every 200 ms) signs only once B (re-reading every 3 s)
+// has it. Cookies A issues, and re-signs, are handed to B all along, through rotations.
+func TestMixedCheckIntervalsAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	up := echoUpstream(t)
+	cfB, b := caddyfileFor(t, dir, ringSite(up, "rotate 1h\ncheck_interval 3s", ""))
+	caddyProcess(t, cfB, b)
+	awaitRing(t, dir, "B's check_interval", func(f keyRingFile) bool { return f.CheckInterval == 3*time.Second })
+	cfA, a := caddyfileFor(t, dir, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""))
+	caddyProcess(t, cfA, a)
+
+	h := handOff(t, a, b, dir, 25*time.Second, func(h *handOffs) bool {
+		return len(h.signers) >= 2 && time.Since(h.firstRotated) > 3500*time.Millisecond
+	})
+	f := readStoredRing(t, dir)
+	t.Logf("%d hand-offs from A to B, %d after A began signing with a rotated-in secret; %d rejected; %d secrets stored, check_interval %v",
+		h.n, h.rotatedHandOffs, h.rejected, len(f.Secrets), f.CheckInterval)
+	if h.rejected != 0 {
+		t.Errorf("B rejected %d of %d cookies A issued; first %s", h.rejected, h.n, h.firstRejectionMsg)
+	}
+	for _, s := range f.Secrets {
+		if !s.Active.IsZero() && s.Active.After(s.Created) && s.Active.Sub(s.Created) < 2*3*time.Second {
+			t.Errorf("a rotated-in secret signs %v after its creation: B re-reads every 3s", s.Active.Sub(s.Created))
+		}
+	}
+}
+
+// The same with the stored check_interval artificially low (200 ms, while B re-reads every
+// hour): only B's on-demand re-read can save A's new cookies, and it does, while an attacker
+// floods B with forged cookies that would use up its re-reads.
+func TestOnDemandRereadAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	up := echoUpstream(t)
+	cfB, b := caddyfileGlobal(t, dir, "log {\n\t\tlevel INFO\n\t}", ringSite(up, "rotate 2h\ncheck_interval 1h", ""))
+	cmdB := caddyProcess(t, cfB, b)
+	f := awaitRing(t, dir, "B's check_interval", func(f keyRingFile) bool { return f.CheckInterval == time.Hour })
+	f.CheckInterval = 200 * time.Millisecond
+	writeRingFile(t, dir, f)
+	cfA, a := caddyfileFor(t, dir, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""))
+	caddyProcess(t, cfA, a)
+	// B stores its interval again at its first re-read (on demand, or its hourly tick), so the
+	// forgeries, which make it re-read, start once A has rotated with the low one
+	rotated := awaitRing(t, dir, "a rotation", func(f keyRingFile) bool { return len(f.Secrets) == 2 })
+	if n := rotated.Secrets[0]; n.Active.Sub(n.Created) > 4*time.Second {
+		t.Fatalf("setup: the rotation waits %v, not two of the stored 200ms", n.Active.Sub(n.Created))
+	}
+
+	forger := cookie.NewCodec(mustRing(t, fixedSecret("attacker")), cookie.Options{})
+	var forged, forgedAccepted atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := cookie.NewVisitorID()
+				v, _ := forger.Encode("vid", id[:])
+				req, _ := http.NewRequest(http.MethodGet, b.URL+"/", nil)
+				req.Header.Set("Cookie", "vid="+v)
+				resp, err := visitClient.Do(req)
+				if err != nil {
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				forged.Add(1)
+				if !strings.HasSuffix(string(body), " true") {
+					forgedAccepted.Add(1)
+				}
+			}
+		}()
+	}
+	h := handOff(t, a, b, dir, 25*time.Second, func(h *handOffs) bool {
+		return len(h.signers) >= 2 && time.Since(h.firstRotated) > 2*time.Second
+	})
+	close(stop)
+	wg.Wait()
+	onDemand := strings.Count(caddyLog(t, cmdB), `"trigger":"a cookie signed with a key not in use"`)
+	t.Logf("%d hand-offs from A to B, %d after A began signing with a secret B could learn only on demand; %d rejected; B re-read on demand and found new keys %d times; %d forged cookies sent meanwhile",
+		h.n, h.rotatedHandOffs, h.rejected, onDemand, forged.Load())
+	if h.rejected != 0 {
+		t.Errorf("B rejected %d of %d cookies A issued; first %s", h.rejected, h.n, h.firstRejectionMsg)
+	}
+	if onDemand == 0 {
+		t.Error("B never took new keys from an on-demand re-read: the test does not test it")
+	}
+	if forgedAccepted.Load() != 0 || forged.Load() == 0 {
+		t.Errorf("%d of %d forged cookies accepted", forgedAccepted.Load(), forged.Load())
+	}
+}
+
+// The ring deleted under a running instance A. A new instance B, finding none, makes a fresh
+// ring whose first secret signs at once (it is stored, and A, meeting its cookies, re-reads
+// storage and finds it); A puts back the secrets it knows, on its own once it has seen the
+// ring change, and again when it is reloaded onto a ring deleted once more. Every cookie issued
+// before and after, by either, is accepted by both with the same ID, and storage ends up with
+// the union.
+func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
+	dir := t.TempDir()
+	up := echoUpstream(t)
+	ringPath := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+	// check_interval 20s: within this test, only on-demand re-reads and reloads make A
+	// re-read storage
+	opts := "rotate 1h\ncheck_interval 20s"
+	cfA, a := caddyfileFor(t, dir, ringSite(up, opts, "one"))
+	caddyProcess(t, cfA, a)
+	a1 := awaitRing(t, dir, "A's first secret", func(keyRingFile) bool { return true }).Secrets[0].Secret
+
+	type issued struct{ by, id, cookie string }
+	var cookies []issued
+	issue := func(by string, ci caddyInstance, n int) {
+		for range n {
+			v := visitWith(t, ci.URL, "")
+			if !v.isNew || v.cookie == "" {
+				t.Fatalf("%s issued no cookie to a new visitor", by)
+			}
+			cookies = append(cookies, issued{by, v.id, v.cookie})
+		}
+	}
+	issue("A before the deletion", a, 3)
+
+	if err := os.Remove(ringPath); err != nil {
+		t.Fatal(err)
+	}
+	cfB, b := caddyfileFor(t, dir, ringSite(up, opts, ""))
+	caddyProcess(t, cfB, b)
+	fresh := awaitRing(t, dir, "B's fresh ring", func(keyRingFile) bool { return true })
+	b1 := fresh.Secrets[0].Secret
+	if len(fresh.Secrets) != 1 || b1 == a1 {
+		t.Fatalf("B should have found no ring and made one with a new secret: %d secrets", len(fresh.Secrets))
+	}
+	issue("B on its fresh ring", b, 3)
+	for _, c := range cookies[3:] {
+		if got := visitWith(t, a.URL, c.cookie); got.id != c.id || got.isNew {
+			t.Errorf("A rejected a cookie B signed with its fresh ring's first secret (ID %s, new %v)", got.id, got.isNew)
+		}
+	}
+	awaitRing(t, dir, "A's secret put back", func(f keyRingFile) bool {
+		return ringHas(f, a1) && ringHas(f, b1)
+	})
+
+	// deleted again, and A reloaded: its config start puts the ring back before it serves
+	if err := os.Remove(ringPath); err != nil {
+		t.Fatal(err)
+	}
+	postLoad(t, a.AdminAddr, adapt(t, strings.Replace(cfA, "X-Config one", "X-Config two", 1)))
+	awaitConfig(t, a.URL+"/", "X-Config", "two")
+	if f := readStoredRing(t, dir); !ringHas(f, a1) || !ringHas(f, b1) {
+		t.Fatalf("A's reload did not restore the ring it used: %d secrets", len(f.Secrets))
+	}
+	issue("A after its reload", a, 3)
+	issue("B after A's reload", b, 3)
+
+	rejected, total := 0, 0
+	for _, c := range cookies {
+		for _, at := range []caddyInstance{a, b} {
+			got := visitWith(t, at.URL, c.cookie)
+			total++
+			if got.id != c.id || got.isNew {
+				rejected++
+				t.Errorf("a cookie issued by %s: %s gave ID %s (new %v), want %s", c.by, at.URL, got.id, got.isNew, c.id)
+			}
+		}
+	}
+	f := readStoredRing(t, dir)
+	t.Logf("%d cookies presented to both instances: %d rejected; storage holds %d secrets", total, rejected, len(f.Secrets))
+	if !ringHas(f, a1) || !ringHas(f, b1) {
+		t.Error("storage does not hold both instances' secrets")
+	}
+	if signer(t, f, cookies[len(cookies)-4].cookie) != b1 {
+		t.Error("A does not sign with the stored ring's signer after its reload")
+	}
+}
+
+func ringHas(f keyRingFile, secret string) bool {
+	for _, s := range f.Secrets {
+		if s.Secret == secret {
+			return true
+		}
+	}
+	return false
+}
+
+// The ring replaced under a running instance by one that must not be read (300 MB) or must not
+// be used (a duplicated secret, with a rotation due): the running instance keeps serving with
+// its keys and logs what is wrong, a new instance refuses to start saying what is wrong and
+// what to do, and nothing rewrites the stored object.
+func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
+	up := echoUpstream(t)
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string, good keyRingFile)
+		want   string
+	}{
+		{"300 MB", func(t *testing.T, dir string, _ keyRingFile) {
+			p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+			fh, err := os.Create(p + ".big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fh.Truncate(300 << 20); err != nil { // sparse: nothing is written
+				t.Fatal(err)
+			}
+			fh.Close()
+			if err := os.Rename(p+".big", p); err != nil {
+				t.Fatal(err)
+			}
+		}, "is 314572800 bytes, more than a key ring can be (65536 at most): refusing to read it"},
+		{"duplicate secret, rotation due", func(t *testing.T, dir string, good keyRingFile) {
+			s := good.Secrets[0]
+			s.Created = s.Created.AddDate(0, 0, -2)
+			writeRingFile(t, dir, keyRingFile{Version: keyRingVersion, Keep: good.Keep, CheckInterval: good.CheckInterval,
+				Secrets: []storedSecret{s, {Secret: fixedSecret("damaged"), Created: s.Created}, s}})
+		}, "secret 3 duplicates secret 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+			cf, a := caddyfileFor(t, dir, ringSite(up, "rotate 1h\ncheck_interval 200ms", ""))
+			cmd := caddyProcess(t, cf, a)
+			good := awaitRing(t, dir, "a ring", func(keyRingFile) bool { return true })
+			before := visitWith(t, a.URL, "")
+
+			tc.damage(t, dir, good)
+			damaged, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var damagedBytes []byte
+			if damaged.Size() < maxRingFileBytes {
+				damagedBytes = ringFileBytes(t, dir)
+			}
+			awaitLog(t, cmd, tc.want)
+			if log := caddyLog(t, cmd); !strings.Contains(log, "key ring refresh failed; keeping the keys in use") || !strings.Contains(log, "move it away") {
+				t.Errorf("the running instance's log does not say what is wrong and what to do:\n%s", log)
+			}
+
+			// it keeps serving with its keys for many re-reads
+			served := 0
+			for start := time.Now(); time.Since(start) < 1500*time.Millisecond; served++ {
+				if got := visitWith(t, a.URL, before.cookie); got.id != before.id || got.isNew {
+					t.Fatalf("the running instance no longer accepts its cookies: %+v", got)
+				}
+				if v := visitWith(t, a.URL, ""); signer(t, good, v.cookie) != good.Secrets[0].Secret {
+					t.Fatal("the running instance no longer signs with its keys")
+				}
+			}
+
+			out := caddyStartFails(t, func() string { cf, _ := caddyfileFor(t, dir, ringSite(up, "", "")); return cf }())
+			if !strings.Contains(out, "key ring in storage: "+keyRingStorageKey) || !strings.Contains(out, tc.want) || !strings.Contains(out, "move it away") {
+				t.Errorf("a new instance's error does not name the problem and the fix:\n%s", out)
+			}
+
+			after, err := os.Stat(p)
+			if err != nil || !os.SameFile(damaged, after) || after.Size() != damaged.Size() || !after.ModTime().Equal(damaged.ModTime()) {
+				t.Fatalf("the damaged key ring was replaced or changed (%v)", err)
+			}
+			if damagedBytes != nil && !bytes.Equal(ringFileBytes(t, dir), damagedBytes) {
+				t.Fatal("the damaged key ring was rewritten")
+			}
+			t.Logf("served %d rounds on its own keys after the damage; the new instance said: %s", served, lastLine(out))
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

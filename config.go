@@ -304,7 +304,7 @@ func checkAttributes(attrs string) error {
 		case strings.ContainsAny(a, "\r\n\x00"):
 			return errors.New("control characters")
 		case strings.EqualFold(k, "expires"):
-			return errors.New("Expires: give Max-Age instead")
+			return errors.New("an Expires attribute: give Max-Age instead")
 		case strings.EqualFold(k, "max-age"):
 			if n, err := strconv.ParseInt(v, 10, 64); err != nil || n <= 0 {
 				return fmt.Errorf("Max-Age %q is not a positive number of seconds", v)

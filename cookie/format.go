@@ -101,7 +101,7 @@ type flaskSession struct {
 func (f *flaskSession) setMaxAge(s int64) { f.maxAge = s }
 
 func (f *flaskSession) appendEncode(dst, _ []byte, _ int64) ([]byte, error) {
-	return dst, errors.New("Flask sessions are read, not issued")
+	return dst, errors.New("a Flask session codec reads sessions and issues none")
 }
 
 func (f *flaskSession) appendDecode(dst []byte, value string, now int64) (Decoded, error) {

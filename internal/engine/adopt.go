@@ -125,7 +125,7 @@ func (ps *Pass) noteAdopted() {
 	}
 }
 
-// Adoption is how many cookies were adopted under one name or glob (its metric label).
+// AdoptionCount is how many cookies were adopted under one name or glob (its metric label).
 type AdoptionCount struct {
 	Cookie string
 	Count  int

@@ -332,7 +332,7 @@ func composeRules(a, b []rule) composition {
 				}
 				continue
 			}
-			if PatternsOverlap(x.canonical, y.canonical) {
+			if PatternsOverlap(canonicalPattern(x), canonicalPattern(y)) {
 				return composition{why: fmt.Sprintf("%q and %q can name one cookie for the upstream (case, %%-escapes or PHP's name mangling)", x.pattern, y.pattern)}
 			}
 		}

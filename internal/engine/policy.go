@@ -54,8 +54,9 @@ type Config struct {
 	// issued or re-signed.
 	Unwrap bool
 	// Refresh, when set, is asked at most once per request when a cookie fails its MAC: the
-	// keys may be stale (another instance has just added one). It reports whether they
-	// changed; the cookie is then verified again.
+	// keys may be stale (another instance has just added one). It may block (the storage key
+	// ring waits for a re-read, about a second at most) and reports whether the cookie should
+	// be verified again.
 	Refresh func() bool
 }
 

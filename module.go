@@ -119,6 +119,7 @@ type Handler struct {
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
 	now     func() time.Time
+	clock   func() int64 // now, in Unix seconds: made once, so that no request allocates it
 }
 
 // SignFormat signs cookies in another format (Caddyfile: sign <names> { format … }).
@@ -326,6 +327,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.now = time.Now
+	h.clock = func() int64 { return h.now().Unix() }
 	h.setDefaults()
 	if err := h.check(); err != nil {
 		return err

@@ -31,7 +31,7 @@ const (
 // the response writer so that what the upstream sets leaves signed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	f := requestFlow(r)
-	pass, err := h.policy.Request(&f.Flow, r, h.now().Unix(), h.unixNow)
+	pass, err := h.policy.Request(&f.Flow, r, h.now().Unix(), h.clock)
 	defer func() {
 		h.report(&pass.Report)
 		pass.Release()
@@ -50,8 +50,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	rw.wrap(nil, nil)
 	return err
 }
-
-func (h *Handler) unixNow() int64 { return h.now().Unix() }
 
 func errorStatus(err error) int {
 	switch {

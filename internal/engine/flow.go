@@ -31,7 +31,8 @@ type Flow struct {
 	// finalCookies is how many Set-Cookie lines the last header rewrite left.
 	finalCookies int
 	// finalized are the policies that rewrote the response's headers already.
-	finalized []*Policy
+	finalized    []*Policy
+	finalizedBuf [2]*Policy
 
 	// The forwarded header values, kept here so that the request's header map can point at
 	// them without another allocation. Later handlers may edit them in place.

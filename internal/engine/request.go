@@ -88,14 +88,14 @@ var passPool = sync.Pool{New: func() any { return new(Pass) }}
 
 // Release returns the pass for reuse; it must not be used after.
 func (ps *Pass) Release() {
-	res, clr, up, buf, ev, ad, ln := ps.res, ps.clear, ps.upgrade, ps.buf, ps.Report.Events, ps.Report.Adopted, ps.lines
+	res, clr, up, buf, lb, ev, ad, ln := ps.res, ps.clear, ps.upgrade, ps.buf, ps.lineBuf, ps.Report.Events, ps.Report.Adopted, ps.lines
 	res.reset()
 	clear(clr)
 	clear(up)
 	clear(ev)
 	clear(ad)
 	clear(ln)
-	*ps = Pass{res: res, clear: clr[:0], upgrade: up[:0], buf: buf[:0], lines: ln[:0]}
+	*ps = Pass{res: res, clear: clr[:0], upgrade: up[:0], buf: buf[:0], lineBuf: lb[:0], lines: ln[:0]}
 	ps.Report.Events, ps.Report.Adopted = ev[:0], ad[:0]
 	passPool.Put(ps)
 }

@@ -28,6 +28,9 @@ func (ps *Pass) Finalize(hdr http.Header) {
 		ensurePrivate(hdr)
 	}
 	ps.f.finalCookies = len(hdr["Set-Cookie"])
+	if ps.f.finalized == nil {
+		ps.f.finalized = ps.f.finalizedBuf[:0]
+	}
 	if !slices.Contains(ps.f.finalized, ps.p) {
 		ps.f.finalized = append(ps.f.finalized, ps.p)
 	}
@@ -197,7 +200,8 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	if expires && r.maxAge > 0 && expiry-ts < r.maxAge {
 		ts = expiry - r.maxAge
 	}
-	enc, err := codec.AppendEncodeAt(ps.buf[:0], browser, []byte(sc.value), ts)
+	ps.lineBuf = append(ps.lineBuf[:0], sc.value...) // the codec takes bytes: no conversion per line
+	enc, err := codec.AppendEncodeAt(ps.buf[:0], browser, ps.lineBuf, ts)
 	ps.buf = enc[:0]
 	single := len(browser)+1+len(enc) <= browserCookieLimit
 	if err != nil || !single && (blk == nil || !blk.Split || len(enc) > maxChunks*chunkSize(browser)) {
@@ -207,10 +211,11 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	if single {
 		var line []byte
 		if blk == nil {
-			line = sc.appendSplice(nil, enc)
+			line = sc.appendSplice(ps.lineBuf[:0], enc)
 		} else {
-			line = blk.editLine(nil, sc, enc)
+			line = blk.editLine(ps.lineBuf[:0], sc, enc)
 		}
+		ps.lineBuf = line[:0]
 		out = ps.sealed(out, string(line))
 		if blk != nil && blk.Split {
 			out = ps.clearChunks(out, blk, sc, 1)

@@ -75,7 +75,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        domain <from> <to>|-
 //	        path <from-prefix> <to-prefix>
 //	        prefix __Host-|__Secure-
-//	        split
+//	        split [<max-cookies>]
 //	        needs_consent
 //	    }
 //	    adopt <name|glob>... until <date|time> [{
@@ -392,7 +392,15 @@ func parseCookieRule(d *caddyfile.Dispenser) (CookieRule, error) {
 		case "prefix":
 			c.Prefix, err = oneArg(d)
 		case "split":
-			c.Split, err = noArgs(d)
+			c.Split = true
+			if d.NextArg() {
+				if c.SplitCookies, err = strconv.Atoi(d.Val()); err != nil {
+					return c, d.Errf("cookie: split: %q is not a number of cookies", d.Val())
+				}
+				if d.NextArg() {
+					return c, d.ArgErr()
+				}
+			}
 		case "needs_consent":
 			c.NeedsConsent, err = noArgs(d)
 		default:

@@ -709,7 +709,7 @@ func (c *cliConfig) keysFor(ch *cliHandler, u cliCookieUse) (*cliKeys, error) {
 	k := &cliKeys{}
 	switch u.kind {
 	case "itsdangerous":
-		r, err := u.format.engineRule(time.Duration(h.MaxAge))
+		r, err := u.format.engineRule()
 		if err != nil {
 			return nil, fmt.Errorf("sign %s: %v", strings.Join(u.format.Names, " "), err)
 		}

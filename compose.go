@@ -393,6 +393,14 @@ func (h *Handler) compositionPolicy() *engine.Policy {
 
 // needsSecure names what makes the handler's cookies need the Secure attribute, if anything.
 func (h *Handler) needsSecure() string {
+	for _, c := range h.Cookie {
+		switch {
+		case c.Prefix != "":
+			return "cookie " + strings.Join(c.Names, " ") + ": prefix " + c.Prefix
+		case strings.EqualFold(c.SameSite, "none"):
+			return "cookie " + strings.Join(c.Names, " ") + ": same_site none"
+		}
+	}
 	t := h.Track
 	if t == nil {
 		return ""

@@ -172,6 +172,9 @@ func (h *Handler) checkCookieRule(c *CookieRule) error {
 			return err
 		}
 	}
+	if c.SplitCookies != 0 && (!c.Split || c.SplitCookies < 2 || c.SplitCookies > 8) {
+		return fmt.Errorf("split: %d cookies: want 2 to 8, with split", c.SplitCookies)
+	}
 	removesSecure := c.Secure != nil && !*c.Secure
 	if strings.EqualFold(c.SameSite, "none") && removesSecure {
 		return errors.New("same_site none with -secure: browsers refuse SameSite=None without Secure")
@@ -186,7 +189,7 @@ func (h *Handler) checkCookieRule(c *CookieRule) error {
 	case "":
 	case "__Secure-", "__Host-":
 		if removesSecure {
-			return fmt.Errorf("prefix %s requires Secure: not with -secure", c.Prefix)
+			return fmt.Errorf("prefix %s requires Secure: not with -secure (\"secure\": false)", c.Prefix)
 		}
 		if c.Prefix == "__Host-" && (c.Domain != nil && c.Domain.To != "-" || c.Path != nil && c.Path.To != "/") {
 			return errors.New("prefix __Host- requires Path=/ and no Domain: not with a domain or path rewrite to anything else")
@@ -261,6 +264,10 @@ func (h *Handler) checkFormats() error {
 		for _, k := range f.Expose {
 			if k == "" || strings.ContainsAny(k, "\r\n\x00") {
 				return fmt.Errorf("flask_session: expose: %q is not a key", k)
+			}
+			// it names a header: X-Flask-Session-<key>
+			if !strings.EqualFold(f.HeaderPrefix, "off") && checkToken(k) != nil {
+				return fmt.Errorf("flask_session: expose: %q cannot be part of a header name; use header_prefix off and the placeholder", k)
 			}
 		}
 		if !strings.EqualFold(f.HeaderPrefix, "off") {

@@ -626,7 +626,7 @@ func TestCookieRuleSplit(t *testing.T) {
 	ci := startCaddyLargeHeaders(t, ruleSite(up.Addr, `
 		sign session
 		cookie session {
-			split
+			split 8
 		}`))
 	u, _ := url.Parse(ci.URL)
 	c := newClient(t)
@@ -800,7 +800,7 @@ func TestCookieRuleSplitTooLong(t *testing.T) {
 	ci := startCaddyGlobal(t, "metrics", ruleSite(up.Addr, `
 		sign session
 		cookie session {
-			split
+			split 8
 		}`))
 	before := scrapeMetrics(t, ci.AdminAddr)
 	resp, _ := get(t, http.DefaultClient, ci.URL+"/longest")

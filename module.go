@@ -130,9 +130,9 @@ type SignFormat struct {
 	// Format is "itsdangerous": URLSafeSerializer(secret_key, salt).dumps(value).
 	Format string `json:"format,omitempty"`
 
-	// SecretKey is itsdangerous' secret_key list, as the Python side has it: the first signs,
-	// all verify. At least 24 bytes each. Placeholders ({env.X}, {file.X}) are resolved at
-	// Provision.
+	// SecretKey lists the keys, newest first: the first signs, all verify (as with secret;
+	// itsdangerous itself lists them oldest first and signs with the last). At least 24 bytes
+	// each. Placeholders ({env.X}, {file.X}) are resolved at Provision.
 	SecretKey []string `json:"secret_key,omitempty"`
 
 	// Salt is itsdangerous' salt. Default: "itsdangerous".
@@ -201,9 +201,14 @@ type CookieRule struct {
 	Prefix string `json:"prefix,omitempty"`
 
 	// Split carries a value whose encoded form exceeds what a browser keeps of one cookie in
-	// up to 8 cookies (name, name__1, …), joined and verified whole on the way in. Managed
+	// several cookies (name, name__1, …), joined and verified whole on the way in. Managed
 	// cookies (sign, encrypt) only.
 	Split bool `json:"split,omitempty"`
+
+	// SplitCookies is the most cookies a split value takes, 2 to 8. Default: 3, which keeps
+	// a request under Caddy's default max_header_size (16 KB) and what browsers send over
+	// HTTP/2; raise it only with max_header_size, and mind the upstream's own header limit.
+	SplitCookies int `json:"split_cookies,omitempty"`
 
 	// NeedsConsent holds these cookies back (their Set-Cookie lines dropped, their values not
 	// forwarded) unless the visitor cookie's consent gates (consent, honor_gpc) allow.
@@ -397,7 +402,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg.Cookies = append(cfg.Cookies, c.engineRule())
 	}
 	for i, s := range h.SignFormat {
-		r, err := s.engineRule(cfg.MaxAge)
+		h.logger.Info("itsdangerous values carry no timestamp (URLSafeSerializer): max_age and the upstream's Max-Age or Expires do not bound them", zap.Strings("cookies", s.Names))
+		r, err := s.engineRule()
 		if err != nil {
 			return fmt.Errorf("sign %s: %v", strings.Join(h.SignFormat[i].Names, " "), err)
 		}
@@ -581,7 +587,7 @@ const splitMaxLength = 8 * 4000
 // engineRule is the engine's view of a cookie rule.
 func (c CookieRule) engineRule() engine.CookieRule {
 	r := engine.CookieRule{Names: c.Names, Secure: c.Secure, HTTPOnly: c.HTTPOnly, Partitioned: c.Partitioned,
-		Prefix: c.Prefix, Split: c.Split, NeedsConsent: c.NeedsConsent}
+		Prefix: c.Prefix, Split: c.Split, SplitCookies: c.SplitCookies, NeedsConsent: c.NeedsConsent}
 	if c.SameSite != "" {
 		v := map[string]string{"lax": "Lax", "strict": "Strict", "none": "None", "-": ""}[strings.ToLower(c.SameSite)]
 		r.SameSite = &v
@@ -614,7 +620,7 @@ func resolveKeys(field string, keys []string, use string) ([][]byte, string, err
 	return out, hex.EncodeToString(id.Sum(nil)), nil
 }
 
-func (s SignFormat) engineRule(maxAge time.Duration) (engine.FormattedRule, error) {
+func (s SignFormat) engineRule() (engine.FormattedRule, error) {
 	keys, id, err := resolveKeys("secret_key", s.SecretKey, "itsdangerous "+s.Salt)
 	if err != nil {
 		return engine.FormattedRule{}, err

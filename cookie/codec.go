@@ -81,7 +81,11 @@ func NewCodec(ring *KeyRing, o Options) *Codec {
 
 // SetKeyRing replaces the key ring; calls in progress finish with the old one. Codecs of
 // other formats (NewItsDangerousCodec) keep the keys they were made with.
-func (c *Codec) SetKeyRing(r *KeyRing) { c.ring.Store(r) }
+func (c *Codec) SetKeyRing(r *KeyRing) {
+	if c.alt == nil {
+		c.ring.Store(r)
+	}
+}
 
 // KeyRing returns the key ring in use (nil for codecs of other formats).
 func (c *Codec) KeyRing() *KeyRing { return c.ring.Load() }

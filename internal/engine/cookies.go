@@ -29,9 +29,10 @@ type CookieRule struct {
 	// the prefix requires; the upstream sets and reads the name without it, and a client-sent
 	// cookie of the unprefixed name is dropped.
 	Prefix string
-	// Split carries an encoded value too long for one cookie in up to maxChunks cookies
-	// (name, name__1, …); managed cookies only.
-	Split bool
+	// Split carries an encoded value too long for one cookie in up to SplitCookies cookies
+	// (name, name__1, …; at most maxChunks); managed cookies only.
+	Split        bool
+	SplitCookies int
 	// NeedsConsent holds the cookie back (Set-Cookie dropped, values not forwarded) unless
 	// the visitor cookie's gates (consent, honor_gpc) allow a new ID.
 	NeedsConsent bool
@@ -40,8 +41,13 @@ type CookieRule struct {
 // Rewrite is a From → To rewrite of an attribute.
 type Rewrite struct{ From, To string }
 
-// maxChunks bounds the cookies one split value takes.
-const maxChunks = 8
+// maxChunks bounds the cookies one split value takes; defaultChunks is what a split takes
+// unless told otherwise: three 4 KB cookies keep a request within Caddy's default 16 KB of
+// headers (and what browsers send over HTTP/2) with room for the others.
+const (
+	maxChunks     = 8
+	defaultChunks = 3
+)
 
 // block is a compiled CookieRule.
 type block struct {
@@ -55,6 +61,11 @@ type blocks struct {
 	globs    []globBlock
 	prefixed bool // some block has a prefix
 	split    bool // some block splits
+	// first holds the first byte of every literal name and glob prefix: a name starting with
+	// another byte has no rule, found without a map lookup. anyFirst: a glob starts with a
+	// metacharacter.
+	first    [256]bool
+	anyFirst bool
 }
 
 type globBlock struct {
@@ -70,9 +81,17 @@ func newBlocks(rules []CookieRule) *blocks {
 	bs := &blocks{literal: map[string]*block{}}
 	for i, r := range rules {
 		b := &block{CookieRule: r, order: i}
+		if b.Split && (b.SplitCookies < 2 || b.SplitCookies > maxChunks) {
+			b.SplitCookies = defaultChunks
+		}
 		bs.prefixed = bs.prefixed || r.Prefix != ""
 		bs.split = bs.split || r.Split
 		for _, n := range r.Names {
+			if pre := literalPrefix(n); pre == "" {
+				bs.anyFirst = true
+			} else {
+				bs.first[pre[0]] = true
+			}
 			if !strings.ContainsAny(n, `*?[\`) {
 				if _, dup := bs.literal[n]; !dup {
 					bs.literal[n] = b
@@ -99,7 +118,7 @@ func newBlocks(rules []CookieRule) *blocks {
 
 // find returns the rule of name, or nil.
 func (bs *blocks) find(name string) *block {
-	if bs == nil {
+	if bs == nil || name == "" || !bs.anyFirst && !bs.first[name[0]] {
 		return nil
 	}
 	if b, ok := bs.literal[name]; ok {
@@ -147,7 +166,7 @@ func (bs *blocks) chunkOf(name string) (base string, index int, ok bool) {
 		return "", 0, false
 	}
 	base = name[:len(name)-3]
-	if app, b, refused := bs.incoming(base); !refused && b != nil && b.Split {
+	if app, b, refused := bs.incoming(base); !refused && b != nil && b.Split && i < b.SplitCookies {
 		return app, i, true
 	}
 	return "", 0, false

@@ -58,12 +58,13 @@ func (p *Policy) flaskPair(res *result, r *rule, ri int, part, name, value strin
 		}
 	}
 	if err != nil {
+		res.macs += r.codec.KeyCount()
 		if f.OnInvalid == FlaskPass {
-			res.appendPart(part) // the app decides; nothing is exposed
+			res.appendPart(part) // the app decides; nothing is exposed, but it is counted
+			res.passed = append(res.passed, dropped{name: name, rule: ri, reason: decodeReason(err)})
 			return
 		}
 		res.drop(name, ri, decodeReason(err))
-		res.macs += r.codec.KeyCount()
 		return
 	}
 	res.macs += d.Key + 1
@@ -93,6 +94,7 @@ func headerSafe(v string) bool {
 // exposeFlask sets the headers of the exposed fields and keeps them for the placeholders.
 func (ps *Pass) exposeFlask(r *http.Request) {
 	f := ps.p.flask
+	ps.f.flaskRan = true
 	for _, fd := range ps.res.exposed {
 		if f.headerNorm != "" {
 			for i, k := range f.Expose {

@@ -22,7 +22,8 @@ type Flow struct {
 
 	invalid []byte // names of dropped cookies, comma separated, at most maxInvalidNames
 
-	flask []Field // the exposed fields of a verified Flask session
+	flask    []Field // the exposed fields of a verified Flask session
+	flaskRan bool    // a policy checking a Flask session ran: its placeholders exist
 
 	// Set-Cookie lines a policy wrote on this response: no other rewrites them.
 	sealed    []string
@@ -47,13 +48,15 @@ func (f *Flow) VisitorID() (string, bool) { return f.visitorID, f.tracked }
 func (f *Flow) VisitorNew() (bool, bool) { return f.visitorNew, f.tracked }
 
 // FlaskField returns an exposed field of the request's verified Flask session.
+// Once a policy checking a Flask session ran, a missing field is empty, not unknown: a
+// header built from it must not keep the placeholder's text.
 func (f *Flow) FlaskField(key string) (string, bool) {
 	for _, fd := range f.flask {
 		if fd.Key == key {
 			return fd.Value, true
 		}
 	}
-	return "", false
+	return "", f.flaskRan
 }
 
 // Invalid returns the names of the cookies dropped on this request, comma separated.

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,4 +72,38 @@ func TestFlowNoteInvalid(t *testing.T) {
 	if got := f.Invalid(); len(got) != maxInvalidNames || !strings.HasSuffix(got, "x,y") {
 		t.Errorf("%d bytes, ending %q", len(got), got[len(got)-4:])
 	}
+}
+
+// A released pass is a fresh one but for its buffers' capacity: nothing of a request leaks
+// into the next.
+func TestPassRelease(t *testing.T) {
+	tp := newTestPolicy(t, nil)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", "session="+tp.signed(t, "session", "alice")+"; SESSION=x; vid=forged")
+	var f Flow
+	ps, err := tp.Request(&f, r, t0, func() int64 { return t0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.Finalize(http.Header{"Set-Cookie": {"session=bob"}})
+	ps.Release()
+	empty := func(v reflect.Value) bool {
+		if v.Kind() == reflect.Slice {
+			return v.Len() == 0
+		}
+		return v.IsZero()
+	}
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		if v.Kind() == reflect.Struct {
+			for i := 0; i < v.NumField(); i++ {
+				walk(path+"."+v.Type().Field(i).Name, v.Field(i))
+			}
+			return
+		}
+		if !empty(v) {
+			t.Errorf("%s is not reset", path)
+		}
+	}
+	walk("Pass", reflect.ValueOf(ps).Elem())
 }

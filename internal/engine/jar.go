@@ -21,6 +21,7 @@ const (
 	kindEncrypt                 // upstream cookie, signed and encrypted
 	kindVisitor                 // the visitor cookie: verified, never forwarded as it is
 	kindFlask                   // Flask's session: verified, forwarded untouched, fields exposed
+	kindPlain                   // an unsigned cookie held with a prefix: guarded against look-alikes
 )
 
 // rule makes the cookies whose names match pattern managed: verified and decoded by codec.
@@ -98,6 +99,17 @@ func (j *jar) match(name string) int {
 		}
 	}
 	return -1
+}
+
+// covers reports whether a rule manages every name pattern does (the same pattern, or a name
+// a rule matches).
+func (j *jar) covers(pattern string) bool {
+	for i := range j.rules {
+		if j.rules[i].pattern == pattern {
+			return true
+		}
+	}
+	return !strings.ContainsAny(pattern, `*?[\`) && j.match(pattern) >= 0
 }
 
 // isLookalike reports whether name is not managed but an upstream could read it as a managed

@@ -236,6 +236,18 @@ func New(c Config) *Policy {
 		p.flask = newFlask(f)
 		rules = append(rules, rule{pattern: f.Name, kind: kindFlask, codec: f.Codec, identity: f.KeyID + "|flask"})
 	}
+	// An unsigned cookie the browser holds with a prefix has only the prefix to guard it: its
+	// name joins the rules, so that look-alikes of it are dropped as for a managed one.
+	for _, cr := range c.Cookies {
+		if cr.Prefix == "" {
+			continue
+		}
+		for _, n := range cr.Names {
+			if !newJar(rules).covers(n) {
+				rules = append(rules, rule{pattern: n, kind: kindPlain, identity: "plain|" + cr.Prefix})
+			}
+		}
+	}
 	p.jar = newJar(rules)
 	p.blocks = newBlocks(c.Cookies)
 	return p

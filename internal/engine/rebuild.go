@@ -59,6 +59,7 @@ type result struct {
 	withheld  []span      // pairs forwarded unless consent is missing
 	flaskSeen bool        // the Flask session cookie was read
 	exposed   []Field     // its exposed fields, once verified
+	passed    []dropped   // invalid, but forwarded as the policy says (counted, not dropped)
 	joined    []byte
 	values    []byte
 	canon     []byte
@@ -73,10 +74,12 @@ func (res *result) reset() {
 	clear(res.heads)
 	res.adopted, res.chunks, res.heads, res.withheld = res.adopted[:0], res.chunks[:0], res.heads[:0], res.withheld[:0]
 	clear(res.exposed)
-	res.flaskSeen, res.exposed = false, res.exposed[:0]
+	clear(res.passed)
+	res.flaskSeen, res.exposed, res.passed = false, res.exposed[:0], res.passed[:0]
 	clear(res.found)
 	clear(res.dropped)
 	res.found, res.dropped, res.values = res.found[:0], res.dropped[:0], res.values[:0]
+	res.canon, res.joined = res.canon[:0], res.joined[:0]
 }
 
 // hasFound reports whether a valid copy of the cookie called name was found. found holds at
@@ -232,6 +235,12 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (n
 		return false
 	}
 	r := &j.rules[ri]
+	if r.kind == kindPlain {
+		res.found = append(res.found, found{name: name, rule: ri})
+		res.appendPart(part)
+		p.noteConsent(res, name, value)
+		return needsConsent
+	}
 	if r.kind == kindFlask {
 		p.flaskPair(res, r, ri, part, name, value, now)
 		return false
@@ -266,7 +275,7 @@ func (p *Policy) verify(res *result, r *rule, ri int, name, browser, value strin
 	}
 	start := len(res.values)
 	d, err := codec.AppendDecodeAt(res.values, browser, value, now)
-	if err == cookie.ErrBadMAC && p.refresh != nil && !res.refreshed {
+	if err == cookie.ErrBadMAC && p.refresh != nil && !res.refreshed && codec.KeyRing() != nil {
 		res.refreshed = true
 		if p.refresh() {
 			res.macs += keys
@@ -401,7 +410,11 @@ func (p *Policy) joinSplit(res *result, now int64) {
 			continue
 		}
 		r := &p.jar.rules[h.rule]
+		start := len(res.header)
 		p.verify(res, r, h.rule, h.app, h.browser, string(joined), now)
+		if blk := p.blocks.find(h.app); blk != nil && blk.NeedsConsent && len(res.header) > start {
+			res.withheld = append(res.withheld, span{start, len(res.header)})
+		}
 	}
 	for i, c := range res.chunks {
 		orphan := true

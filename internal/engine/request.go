@@ -87,16 +87,22 @@ type Event struct {
 var passPool = sync.Pool{New: func() any { return new(Pass) }}
 
 // Release returns the pass for reuse; it must not be used after.
+// Field by field, keeping the buffers: copying a whole fresh Pass over this one would cost a
+// write barrier per pointer on every request. TestPassRelease holds it to a fresh Pass.
 func (ps *Pass) Release() {
-	res, clr, up, buf, lb, ev, ad, ln := ps.res, ps.clear, ps.upgrade, ps.buf, ps.lineBuf, ps.Report.Events, ps.Report.Adopted, ps.lines
-	res.reset()
-	clear(clr)
-	clear(up)
+	ps.res.reset()
+	clear(ps.clear)
+	clear(ps.upgrade)
+	clear(ps.lines)
+	ps.clear, ps.upgrade, ps.lines, ps.buf, ps.lineBuf = ps.clear[:0], ps.upgrade[:0], ps.lines[:0], ps.buf[:0], ps.lineBuf[:0]
+	ps.p, ps.f, ps.clock, ps.trusted = nil, nil, nil, [2]*Policy{}
+	ps.now, ps.signAt, ps.visitor = 0, 0, [cookie.VisitorIDLen]byte{}
+	ps.decided, ps.known, ps.issue, ps.resign, ps.https = false, false, false, false, false
+	ps.nginxAdopted, ps.nginxClear, ps.finalized, ps.consented = false, false, false, false
+	ev, ad := ps.Report.Events, ps.Report.Adopted
 	clear(ev)
 	clear(ad)
-	clear(ln)
-	*ps = Pass{res: res, clear: clr[:0], upgrade: up[:0], buf: buf[:0], lineBuf: lb[:0], lines: ln[:0]}
-	ps.Report.Events, ps.Report.Adopted = ev[:0], ad[:0]
+	ps.Report = Report{Events: ev[:0], Adopted: ad[:0]}
 	passPool.Put(ps)
 }
 
@@ -136,6 +142,7 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 	if !ps.consented && len(ps.res.withheld) > 0 {
 		ps.withhold()
 	}
+	ps.notePassed()
 	if ps.noteDropped() && (p.reject || ps.flaskRejects()) {
 		ps.forward(r)
 		ps.Report.Rejected = true
@@ -145,7 +152,7 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 		return ps, ErrInvalidCookie
 	}
 	ps.Report.Verified = len(ps.res.found)
-	if len(ps.res.exposed) > 0 {
+	if p.flask != nil {
 		ps.exposeFlask(r)
 	}
 	if len(ps.res.adopted) > 0 {
@@ -193,6 +200,14 @@ func (ps *Pass) noteDropped() bool {
 		}
 	}
 	return bad
+}
+
+// notePassed counts and lists the invalid cookies forwarded anyway (flask_session pass).
+func (ps *Pass) notePassed() {
+	for _, d := range ps.res.passed {
+		ps.Report.Invalid[d.reason]++
+		ps.event(d.name, d.reason, false, false)
+	}
 }
 
 // event lists a cookie for the logs, within the bounds.

@@ -145,7 +145,11 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 // appended, when it stays as it was.
 func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string, changed bool) {
 	if blk != nil && blk.NeedsConsent && !ps.consented {
-		return out, !ps.dropLine(sc.name, NoConsent)
+		// Held back, but a deletion passes: it stores nothing, and once consent is withdrawn
+		// the app must be able to remove what it set.
+		if deletion, _, _ := sc.lifetime(ps.now); !deletion {
+			return out, !ps.dropLine(sc.name, NoConsent)
+		}
 	}
 	pol := ps.p
 	ri := pol.jar.match(sc.name)
@@ -160,7 +164,7 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 			}
 		}
 	}
-	if ri < 0 {
+	if ri < 0 || pol.jar.rules[ri].kind == kindPlain {
 		if blk == nil {
 			return out, false
 		}
@@ -170,6 +174,12 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	if r.kind == kindVisitor { // the visitor cookie is the module's alone
 		return out, !ps.dropLine(sc.name, TrackingName)
 	}
+	if r.kind == kindFlask { // the app's own session, signed by the app: it leaves as it is
+		if blk == nil {
+			return out, false
+		}
+		return ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil))), true
+	}
 	deletion, expiry, expires := sc.lifetime(ps.now)
 	if deletion || pol.unwrap {
 		if blk == nil {
@@ -177,8 +187,8 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 		}
 		out = ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil)))
 		if deletion && blk.Split {
-			for i := 1; i < maxChunks; i++ { // whatever the browser holds of a split value
-				out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, true))
+			for i := 1; i < blk.SplitCookies; i++ { // whatever the browser holds of a split value
+				out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, !alreadyDeletes(sc)))
 			}
 		}
 		return out, true
@@ -204,7 +214,7 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	enc, err := codec.AppendEncodeAt(ps.buf[:0], browser, ps.lineBuf, ts)
 	ps.buf = enc[:0]
 	single := len(browser)+1+len(enc) <= browserCookieLimit
-	if err != nil || !single && (blk == nil || !blk.Split || len(enc) > maxChunks*chunkSize(browser)) {
+	if err != nil || !single && (blk == nil || !blk.Split || len(enc) > blk.SplitCookies*chunkSize(browser)) {
 		return out, !ps.dropLine(sc.name, TooLong)
 	}
 	ps.Report.Signed++
@@ -250,10 +260,16 @@ func (ps *Pass) chunkLine(blk *block, sc setCookie, i int, value []byte, deletio
 	return string(b)
 }
 
+// alreadyDeletes reports whether a deletion line says so by its Max-Age or Expires (an empty
+// value deletes too, but a chunk's line needs Max-Age=0 for that).
+func alreadyDeletes(sc setCookie) bool {
+	return sc.value != "" && sc.value != `""`
+}
+
 // clearChunks deletes the chunks, from the first unused one on, that the request carried:
 // stale pieces of a longer value must not linger.
 func (ps *Pass) clearChunks(out []string, blk *block, sc setCookie, from int) []string {
-	for i := from; i < maxChunks; i++ {
+	for i := from; i < blk.SplitCookies; i++ {
 		if ps.res.chunkSeen(sc.name, i) {
 			out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, true))
 		}

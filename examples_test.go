@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -45,5 +46,32 @@ func TestExamplesValidate(t *testing.T) {
 				t.Errorf("validating %s wrote to storage: %v %v", f, entries, err)
 			}
 		})
+	}
+}
+
+// The README shows examples/production.Caddyfile's site as it is, and the demo's commands.
+func TestReadmeShowsTheExamples(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := os.ReadFile("examples/production.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := string(prod[strings.Index(string(prod), "app.example.com {"):])
+	_, after, ok := strings.Cut(string(readme), "Production (`examples/production.Caddyfile`")
+	if !ok {
+		t.Fatal("README has no production example")
+	}
+	_, block, _ := strings.Cut(after, "```caddyfile\n")
+	block, _, _ = strings.Cut(block, "```")
+	if block != site {
+		t.Errorf("README's production example differs from examples/production.Caddyfile:\n%s\nwant:\n%s", block, site)
+	}
+	for _, cmd := range []string{"go run ./cmd/caddy run --config examples/Caddyfile", "go test ./..."} {
+		if !strings.Contains(string(readme), cmd) {
+			t.Errorf("README lacks %q", cmd)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package signedcookies
 
 import (
+	"iter"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -93,19 +95,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		switch sub {
-		case "secret", "sign", "encrypt", "adopt", "cookie":
-			// lists: repeatable
-		default:
-			if seen[sub] {
-				return d.Errf("duplicate subdirective %q", sub)
-			}
+	for sub, err := range subdirectives(d, d.Nesting(), false, "", nil, "secret", "sign", "encrypt", "adopt", "cookie") {
+		if err != nil {
+			return err
 		}
-		seen[sub] = true
-		var err error
 		switch sub {
 		case "secret":
 			err = appendArgs(d, &h.Secrets)
@@ -208,14 +201,10 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("track: duplicate subdirective %q", sub)
+	for sub, err := range subdirectives(d, d.Nesting(), false, "track: ", nil) {
+		if err != nil {
+			return nil, err
 		}
-		seen[sub] = true
-		var err error
 		switch sub {
 		case "max_age":
 			t.MaxAge, err = parseDuration(d)
@@ -277,14 +266,10 @@ func parseTrack(d *caddyfile.Dispenser) (*Track, error) {
 // first subdirective.
 func parseSignFormat(d *caddyfile.Dispenser, names []string, nesting int) (SignFormat, error) {
 	f := SignFormat{Names: names}
-	seen := map[string]bool{}
-	for first := true; first || d.NextBlock(nesting); first = false {
-		sub := d.Val()
-		if seen[sub] {
-			return f, d.Errf("sign: duplicate subdirective %q", sub)
+	for sub, err := range subdirectives(d, nesting, true, "sign: ", nil) {
+		if err != nil {
+			return f, err
 		}
-		seen[sub] = true
-		var err error
 		switch sub {
 		case "format":
 			f.Format, err = keyword(d, "sign: format", "itsdangerous")
@@ -311,14 +296,10 @@ func parseFlaskSession(d *caddyfile.Dispenser) (*FlaskSession, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return nil, d.Errf("flask_session: duplicate subdirective %q", sub)
+	for sub, err := range subdirectives(d, d.Nesting(), false, "flask_session: ", nil) {
+		if err != nil {
+			return nil, err
 		}
-		seen[sub] = true
-		var err error
 		switch sub {
 		case "secret_key":
 			err = appendArgs(d, &f.SecretKey)
@@ -349,7 +330,6 @@ func parseCookieRule(d *caddyfile.Dispenser) (CookieRule, error) {
 	if len(c.Names) == 0 {
 		return c, d.ArgErr()
 	}
-	seen := map[string]bool{}
 	flag := func(v **bool, on bool) error {
 		if d.NextArg() {
 			return d.ArgErr()
@@ -357,14 +337,11 @@ func parseCookieRule(d *caddyfile.Dispenser) (CookieRule, error) {
 		*v = &on
 		return nil
 	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		key := strings.TrimPrefix(sub, "-")
-		if seen[key] {
-			return c, d.Errf("cookie: duplicate subdirective %q", key)
+	unnegated := func(sub string) string { return strings.TrimPrefix(sub, "-") } // secure and -secure are one setting
+	for sub, err := range subdirectives(d, d.Nesting(), false, "cookie: ", unnegated) {
+		if err != nil {
+			return c, err
 		}
-		seen[key] = true
-		var err error
 		switch sub {
 		case "secure", "-secure":
 			err = flag(&c.Secure, sub == "secure")
@@ -435,6 +412,31 @@ func parseAdopt(d *caddyfile.Dispenser) (Adoption, error) {
 		}
 	}
 	return a, nil
+}
+
+// subdirectives yields the subdirectives of a block (nesting is the level before it; started:
+// the dispenser is on the first one already), or an error for one given twice, unless
+// repeatable. setting maps a subdirective to the setting it is (nil: itself); what prefixes
+// errors ("track: ").
+func subdirectives(d *caddyfile.Dispenser, nesting int, started bool, what string, setting func(string) string, repeatable ...string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		seen := map[string]bool{}
+		for first := started; first || d.NextBlock(nesting); first = false {
+			sub := d.Val()
+			key := sub
+			if setting != nil {
+				key = setting(sub)
+			}
+			if seen[key] && !slices.Contains(repeatable, key) {
+				yield(sub, d.Errf("%sduplicate subdirective %q", what, key))
+				return
+			}
+			seen[key] = true
+			if !yield(sub, nil) {
+				return
+			}
+		}
+	}
 }
 
 // appendArgs adds the remaining arguments (at least one) to a list.

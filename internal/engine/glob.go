@@ -59,11 +59,11 @@ func atoms(pattern string, anyRune bool) []atom {
 	return out
 }
 
-// classSet is the set of runes a character class matches ('/' included: path.Match("[/]",
-// "/") is true).
-func classSet(class string) []runeRange {
+// classRanges reads a character class as path.Match does: its ranges as written, and whether
+// it is negated.
+func classRanges(class string) (rs []runeRange, negated bool) {
 	body := class[1 : len(class)-1]
-	negated := len(body) > 0 && body[0] == '^'
+	negated = len(body) > 0 && body[0] == '^'
 	if negated {
 		body = body[1:]
 	}
@@ -75,7 +75,6 @@ func classSet(class string) []runeRange {
 		body = body[n:]
 		return r
 	}
-	var rs []runeRange
 	for body != "" {
 		lo := next()
 		hi := lo
@@ -83,11 +82,16 @@ func classSet(class string) []runeRange {
 			body = body[1:]
 			hi = next()
 		}
-		if lo <= hi {
-			rs = append(rs, runeRange{lo, hi})
-		}
+		rs = append(rs, runeRange{lo, hi})
 	}
-	rs = normalizeRanges(rs)
+	return rs, negated
+}
+
+// classSet is the set of runes a character class matches ('/' included: path.Match("[/]",
+// "/") is true).
+func classSet(class string) []runeRange {
+	written, negated := classRanges(class)
+	rs := normalizeRanges(slices.DeleteFunc(written, func(r runeRange) bool { return r.lo > r.hi }))
 	if negated {
 		var comp []runeRange
 		lo := rune(0)

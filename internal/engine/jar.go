@@ -374,30 +374,7 @@ func classLen(pattern string) int {
 // untouched by canonicalization, so their ranges are kept (complemented for a negated class,
 // since the result is never negated).
 func appendCanonicalClass(dst []byte, class string) []byte {
-	body := class[1 : len(class)-1]
-	negated := strings.HasPrefix(body, "^")
-	if negated {
-		body = body[1:]
-	}
-	type runeRange struct{ lo, hi rune }
-	var ranges []runeRange
-	next := func() rune {
-		if body[0] == '\\' {
-			body = body[1:]
-		}
-		r, n := utf8.DecodeRuneInString(body)
-		body = body[n:]
-		return r
-	}
-	for body != "" {
-		lo := next()
-		hi := lo
-		if body != "" && body[0] == '-' {
-			body = body[1:]
-			hi = next()
-		}
-		ranges = append(ranges, runeRange{lo, hi})
-	}
+	ranges, negated := classRanges(class)
 	in := func(r rune) bool {
 		for _, rr := range ranges {
 			if rr.lo <= r && r <= rr.hi {

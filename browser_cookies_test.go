@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/network"
+	"github.com/signedcookies/caddy-signedcookies/internal/cdp"
 )
 
 // rulePage is an upstream page that sets, on each path, the Set-Cookie lines given for it,
@@ -75,7 +75,7 @@ func TestBrowserCookieRuleHostPrefix(t *testing.T) {
 			t.Errorf("stored %s holds %q, want %q", name, value, want)
 		}
 	}
-	if c := b.cookie(t, page, "__Host-session"); c != nil && (!c.HTTPOnly || c.SameSite != network.CookieSameSiteLax) {
+	if c := b.cookie(t, page, "__Host-session"); c != nil && (!c.HTTPOnly || c.SameSite != cdp.CookieSameSiteLax) {
 		t.Errorf("__Host-session lost the app's HttpOnly or SameSite=Lax: %+v", c)
 	}
 	for _, name := range []string{"session", "legacy"} {

@@ -1,6 +1,6 @@
 // The module with a real browser: headless Chromium driven through the DevTools protocol
-// (chromedp), against a real Caddy. What a cookie-jar client cannot show: persistence in a
-// browser profile, Secure/SameSite/Partitioned as the browser stores them, and what the
+// (internal/cdp), against a real Caddy. What a cookie-jar client cannot show: persistence in
+// a browser profile, Secure/SameSite/Partitioned as the browser stores them, and what the
 // page's JavaScript reads and writes.
 package signedcookies
 
@@ -18,19 +18,19 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/storage"
-	"github.com/chromedp/chromedp"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/cdp"
 )
 
 const chromiumPath = "/usr/bin/chromium" // Debian's chromium package
 
-// testBrowser is a running headless Chromium with one tab.
+// testBrowser is a tab of a running headless Chromium.
 type testBrowser struct {
-	ctx      context.Context // the tab
-	close    func()          // graceful: Chromium writes its cookie store to the profile
+	ctx      context.Context // the browser's lifetime: every call is bounded by it
+	browser  *cdp.Browser
+	tab      *cdp.Tab
+	close    func() // graceful: Chromium writes its cookie store to the profile
 	closeErr error
 }
 
@@ -41,28 +41,28 @@ func startBrowser(t testing.TB, profile string, extraFlags ...string) *testBrows
 	if _, err := os.Stat(chromiumPath); err != nil {
 		missingTool(t, "Chromium ("+chromiumPath+": apt-get install chromium)")
 	}
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromiumPath), chromedp.UserDataDir(profile)}
-	for _, f := range append([]string{
-		"headless", "no-sandbox", "disable-gpu", "disable-quic", "no-first-run",
-		"disable-background-networking", "disable-component-update", "disable-sync",
-	}, extraFlags...) {
-		opts = append(opts, chromedp.Flag(f, true))
-	}
 	out := &lockedBuffer{}
-	opts = append(opts, chromedp.CombinedOutput(out))
-
-	// One deadline for the browser's whole life, so a hung browser cannot hang the suite.
+	// One deadline for the browser's whole life, so a hung browser cannot hang the suite:
+	// the process is killed when it passes.
 	lifetime, stop := context.WithTimeout(context.Background(), 45*time.Second)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(lifetime, opts...)
-	logf := func(format string, args ...any) { fmt.Fprintf(out, "chromedp: "+format+"\n", args...) }
-	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithErrorf(logf), chromedp.WithLogf(logf))
-	b := &testBrowser{ctx: ctx}
+	browser, err := cdp.Start(lifetime, cdp.Options{
+		ExecPath:    chromiumPath,
+		UserDataDir: profile,
+		Flags: append([]string{
+			"headless", "no-sandbox", "disable-gpu", "disable-quic", "no-first-run",
+			"disable-background-networking", "disable-component-update", "disable-sync",
+		}, extraFlags...),
+		Output: out,
+	})
+	if err != nil {
+		stop()
+		t.Fatalf("starting chromium: %v\n%s", err, withoutDBus(out.String()))
+	}
+	b := &testBrowser{ctx: lifetime, browser: browser}
 	var once sync.Once
 	b.close = func() {
 		once.Do(func() {
-			b.closeErr = chromedp.Cancel(ctx) // Browser.close, then wait for the process to exit
-			cancelTab()
-			cancelAlloc()
+			b.closeErr = browser.Close(lifetime) // Browser.close, then wait for the process to exit
 			stop()
 		})
 	}
@@ -72,8 +72,8 @@ func startBrowser(t testing.TB, profile string, extraFlags ...string) *testBrows
 			t.Logf("chromium output (D-Bus complaints left out):\n%s", withoutDBus(out.String()))
 		}
 	})
-	if err := chromedp.Do(ctx); err != nil { // start the browser and open the tab now
-		t.Fatalf("starting chromium: %v\n%s", err, withoutDBus(out.String()))
+	if b.tab, err = browser.NewTab(lifetime, false); err != nil {
+		t.Fatalf("opening a tab: %v\n%s", err, withoutDBus(out.String()))
 	}
 	return b
 }
@@ -93,12 +93,15 @@ func withoutDBus(s string) string {
 // profile without the cost of a second browser.
 func (b *testBrowser) freshContext(t testing.TB) *testBrowser {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
+	tab, err := b.browser.NewTab(b.ctx, true)
+	if err != nil {
 		t.Fatalf("opening a new browser context: %v", err)
 	}
-	return &testBrowser{ctx: ctx, close: cancel}
+	fresh := &testBrowser{ctx: b.ctx, browser: b.browser, tab: tab}
+	var once sync.Once
+	fresh.close = func() { once.Do(func() { fresh.closeErr = tab.Close(b.ctx) }) }
+	t.Cleanup(fresh.close)
+	return fresh
 }
 
 // shutdown closes the browser gracefully, so that it writes its cookie store, and fails the
@@ -113,7 +116,7 @@ func (b *testBrowser) shutdown(t testing.TB) {
 
 func (b *testBrowser) navigate(t testing.TB, url string) {
 	t.Helper()
-	if err := chromedp.Do(b.ctx, chromedp.Navigate(url)); err != nil {
+	if err := b.tab.Navigate(b.ctx, url); err != nil {
 		t.Fatalf("navigating to %s: %v", url, err)
 	}
 }
@@ -121,8 +124,8 @@ func (b *testBrowser) navigate(t testing.TB, url string) {
 // eval runs JavaScript in the page and returns its string result.
 func (b *testBrowser) eval(t testing.TB, js string) string {
 	t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
-	if err != nil {
+	var s string
+	if err := b.tab.Evaluate(b.ctx, js, &s); err != nil {
 		t.Fatalf("evaluating %s: %v", js, err)
 	}
 	return s
@@ -131,14 +134,14 @@ func (b *testBrowser) eval(t testing.TB, js string) string {
 // cookie returns the browser's stored cookie, as the DevTools protocol reports it (nil when
 // there is none). It asks the cookie store directly (Storage.getCookies), which includes
 // partitioned cookies, and cross-checks Network.getCookies for the page's URL.
-func (b *testBrowser) cookie(t testing.TB, pageURL, name string) *network.Cookie {
+func (b *testBrowser) cookie(t testing.TB, pageURL, name string) *cdp.Cookie {
 	t.Helper()
-	all, err := chromedp.CallBrowser(b.ctx, storage.GetCookies, storage.GetCookiesParams{})
+	all, err := b.tab.AllCookies(b.ctx)
 	if err != nil {
 		t.Fatalf("Storage.getCookies: %v", err)
 	}
-	var found *network.Cookie
-	for _, c := range all.Cookies {
+	var found *cdp.Cookie
+	for _, c := range all {
 		if c.Name == name {
 			if found != nil {
 				t.Fatalf("the browser holds %s twice: %+v and %+v", name, found, c)
@@ -146,11 +149,11 @@ func (b *testBrowser) cookie(t testing.TB, pageURL, name string) *network.Cookie
 			found = c
 		}
 	}
-	forURL, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{pageURL}})
+	forURL, err := b.tab.Cookies(b.ctx, pageURL)
 	if err != nil {
 		t.Fatalf("Network.getCookies: %v", err)
 	}
-	for _, c := range forURL.Cookies {
+	for _, c := range forURL {
 		if c.Name == name && (found == nil || c.Value != found.Value) {
 			t.Fatalf("Network.getCookies(%s) reports %s=%q, the cookie store %+v", pageURL, name, c.Value, found)
 		}
@@ -282,7 +285,7 @@ func TestBrowserVisitorIDSurvivesRestart(t *testing.T) {
 		t.Errorf("the HttpOnly visitor cookie is visible to JavaScript: %q", js)
 	}
 	c := b.cookie(t, page, "vid")
-	if c == nil || c.Session || !c.HTTPOnly || c.Secure || c.SameSite != network.CookieSameSiteLax {
+	if c == nil || c.Session || !c.HTTPOnly || c.Secure || c.SameSite != cdp.CookieSameSiteLax {
 		t.Fatalf("stored vid cookie %+v: want persistent, HttpOnly, not Secure over HTTP, SameSite=Lax", c)
 	}
 	b.shutdown(t)
@@ -339,7 +342,7 @@ func TestBrowserHTTPSHostCookie(t *testing.T) {
 	if !c.Secure {
 		t.Errorf("__Host-vid is not Secure: %+v", c)
 	}
-	if c.SameSite != network.CookieSameSiteNone {
+	if c.SameSite != cdp.CookieSameSiteNone {
 		t.Errorf("__Host-vid SameSite = %q, want None", c.SameSite)
 	}
 	if c.PartitionKey == nil || c.PartitionKey.TopLevelSite != "https://localhost" || c.PartitionKeyOpaque {

@@ -265,8 +265,7 @@ func TestCommandStorageRing(t *testing.T) {
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: plain, Path: "/"})
 		_, _ = w.Write([]byte("ok"))
 	})
-	cf, ci := caddyfileFor(t, storageDir, "\tsigned_cookies {\n\t\ttrack\n\t\tsign session\n\t}\n\treverse_proxy "+up.Addr)
-	proc := caddyProcess(t, cf, ci)
+	ci := startCaddy(t, "\tsigned_cookies {\n\t\ttrack\n\t\tsign session\n\t}\n\treverse_proxy "+up.Addr, withStorage(storageDir), asProcess())
 	client := newClient(t)
 	get(t, client, ci.URL+"/")
 	vid, session := jarValue(t, client, ci.URL, "vid"), jarValue(t, client, ci.URL, "session")
@@ -282,11 +281,11 @@ func TestCommandStorageRing(t *testing.T) {
 			break
 		}
 	}
-	_ = proc.Process.Kill()
-	_, _ = proc.Process.Wait()
+	_ = ci.Cmd.Process.Kill()
+	_, _ = ci.Cmd.Process.Wait()
 
 	dir := t.TempDir()
-	config := cliWriteFile(t, dir, "Caddyfile", cf)
+	config := cliWriteFile(t, dir, "Caddyfile", ci.Caddyfile)
 	readStored := func() ([]byte, keyRingFile) {
 		t.Helper()
 		b, err := os.ReadFile(ringFile)
@@ -424,9 +423,9 @@ func TestCommandReadOnly(t *testing.T) {
 		}
 	}
 	site := "\tsigned_cookies {\n\t\ttrack\n\t\tsign session\n\t}\n\trespond ok"
-	cf, _ := caddyfileFor(t, storageDir, site)
+	cf, _ := caddyfileFor(t, site, withStorage(storageDir))
 	global := cliWriteFile(t, dir, "Caddyfile", cf)
-	cf, _ = caddyfileFor(t, storageDir, "\tsigned_cookies {\n\t\tstorage file_system "+handlerDir+"\n\t\tsign session\n\t}\n\trespond ok")
+	cf, _ = caddyfileFor(t, "\tsigned_cookies {\n\t\tstorage file_system "+handlerDir+"\n\t\tsign session\n\t}\n\trespond ok", withStorage(storageDir))
 	own := cliWriteFile(t, dir, "own.caddyfile", cf)
 	byDefault := cliWriteFile(t, dir, "default.json", `{"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:0"],"routes":[{"handle":[
 		{"handler":"signed_cookies","track":{}}]}]}}}}}`)

@@ -15,50 +15,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
-
-// compQuietLog is the global log option of the composition tests that do not read the log.
-const compQuietLog = "log {\n\t\tlevel ERROR\n\t}"
-
-// compCaddyfile is caddyfileGlobal with top-level blocks (snippets, named routes, other
-// sites) placed after the global options, where snippets must be defined before use.
-func compCaddyfile(t testing.TB, globals, top, site string) (string, caddyInstance) {
-	t.Helper()
-	cf, ci := caddyfileGlobal(t, t.TempDir(), globals, site)
-	i := strings.Index(cf, "\n}\n") + len("\n}\n")
-	return string(caddyfile.Format([]byte(cf[:i] + "\n" + top + "\n" + cf[i:]))), ci
-}
-
-// compStart loads a composed config in this process and waits until the site listens.
-func compStart(t testing.TB, top, site string) caddyInstance {
-	t.Helper()
-	cf, ci := compCaddyfile(t, compQuietLog, top, site)
-	if err := caddy.Load(adapt(t, cf), true); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
-	return ci
-}
-
-// compLoadErr adapts and loads a composed config (with the given global options) and returns
-// the error, nil when it loaded; Caddy is stopped either way.
-func compLoadErr(t testing.TB, globals, top, site string) (string, error) {
-	t.Helper()
-	cf, _ := compCaddyfile(t, globals, top, site)
-	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
-	if err != nil {
-		return cf, fmt.Errorf("adapt: %w", err)
-	}
-	err = caddy.Load(js, true)
-	_ = caddy.Stop()
-	return cf, err
-}
 
 // sc writes a signed_cookies directive with an optional matcher.
 func sc(matcher string, lines ...string) string {
@@ -363,7 +323,7 @@ func TestCompositionMatrix(t *testing.T) {
 			}{{"first", one, other}, {"second", other, one}} {
 				t.Run(f.name+"/"+kind.name+"_in_"+dir.name, func(t *testing.T) {
 					top, site := f.build(dir.a, dir.b, up.Addr, dead)
-					ci := compStart(t, top, site)
+					ci := startCaddy(t, site, withTop(top))
 					var u *upstream
 					if !f.respond {
 						u = up
@@ -401,7 +361,7 @@ func TestCompositionRepeatedHandler(t *testing.T) {
 			"route {\nimport sc\nimport sc\n" + xInvalid + "reverse_proxy " + up.Addr + "\n}\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ci := compStart(t, c.top, c.site)
+			ci := startCaddy(t, c.site, withTop(c.top))
 			checkComposed(t, f, ci, up, compManaged)
 			if t.Failed() {
 				t.Logf("config:\n%s%s", c.top, c.site)
@@ -416,7 +376,7 @@ func TestCompositionRepeatedHandler(t *testing.T) {
 func TestCompositionErrorRouteSetsFirstHandlersCookie(t *testing.T) {
 	up := startUpstream(t, compUpstreamHandler)
 	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	ci := compStart(t, "", sc("", "secret "+testSecret, "sign session", "encrypt prefs")+"reverse_proxy "+dead+
+	ci := startCaddy(t, sc("", "secret "+testSecret, "sign session", "encrypt prefs")+"reverse_proxy "+dead+
 		"\nhandle_errors {\n"+sc("", "secret "+testSecret, "sign other")+"reverse_proxy "+up.Addr+"\n}\n")
 	resp, _ := get(t, http.DefaultClient, ci.URL+"/?set=session,prefs,other")
 	for _, name := range []string{"session", "prefs", "other"} {
@@ -465,9 +425,9 @@ func TestCompositionRefused(t *testing.T) {
 		for _, c := range compConflicts {
 			t.Run(f.name+"/"+c.name, func(t *testing.T) {
 				top, site := f.build(c.a, c.b, dead, dead)
-				cf, err := compLoadErr(t, compQuietLog, top, site)
+				err := loadCaddyErr(t, site, withTop(top))
 				if err == nil {
-					t.Fatalf("loaded:\n%s", cf)
+					t.Fatalf("loaded:\n%s\n%s", top, site)
 				}
 				msg := err.Error()
 				if !strings.Contains(msg, "a_only") || !strings.Contains(msg, "b_only") || !strings.Contains(msg, c.why) {
@@ -526,19 +486,14 @@ func TestCompositionRefused(t *testing.T) {
 		{"disjoint_routes", "route /a/* {\n" + sc("", a...) + rp + "}\nroute /b/* {\n" + sc("", b...) + rp + "}\n"},
 	} {
 		t.Run("loads/"+c.name, func(t *testing.T) {
-			ci := compStart(t, "", c.site)
+			ci := startCaddy(t, c.site)
 			check(t, ci, up, "", "/a/x", "", "/b/x")
 		})
 	}
 	t.Run("loads/other_host", func(t *testing.T) {
-		cf, ci := caddyfileGlobal(t, t.TempDir(), compQuietLog, sc("", a...)+rp)
+		cf, ci := caddyfileFor(t, sc("", a...)+rp)
 		cf += fmt.Sprintf("\nhttp://localhost:%d {\n\tbind 127.0.0.1\n%s%s}\n", ci.Port, sc("", b...), rp)
-		cf = string(caddyfile.Format([]byte(cf)))
-		if err := caddy.Load(adapt(t, cf), true); err != nil {
-			t.Fatalf("loading config: %v\n%s", err, cf)
-		}
-		t.Cleanup(func() { _ = caddy.Stop() })
-		waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
+		startCaddy(t, "", withCaddyfile(string(caddyfile.Format([]byte(cf))), ci.URL))
 		check(t, ci, up, "", "/x", fmt.Sprintf("localhost:%d", ci.Port), "/x")
 	})
 }
@@ -585,7 +540,7 @@ func TestCompositionRuntimeConflict(t *testing.T) {
 					if withErrors {
 						site += errRoute
 					}
-					ci := compStart(t, "", site)
+					ci := startCaddy(t, site)
 					resp, body := get(t, http.DefaultClient, ci.URL+"/", "Cookie",
 						"session=forged; a_only="+signedFor(t, "a_only", "a"))
 					if withErrors {
@@ -641,17 +596,15 @@ func TestCompositionRefusedOrRuntimeConflict(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up := startUpstream(t, nil)
-			cf, ci := compCaddyfile(t, compQuietLog, "", strings.ReplaceAll(c.site, "{up}", up.Addr))
-			err := caddy.Load(adapt(t, cf), true)
-			if err != nil {
+			site := strings.ReplaceAll(c.site, "{up}", up.Addr)
+			if err := loadCaddyErr(t, site); err != nil {
 				if msg := err.Error(); !strings.Contains(msg, "a_only") || !strings.Contains(msg, "b_only") {
 					t.Errorf("refused without naming both handlers: %v", err)
 				}
 				t.Logf("refused at load: %v", err)
 				return
 			}
-			t.Cleanup(func() { _ = caddy.Stop() })
-			waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
+			ci := startCaddy(t, site)
 			resp, _ := get(t, http.DefaultClient, ci.URL+c.path, "Cookie", "session=forged; a_only="+signedFor(t, "a_only", "a"))
 			if resp.StatusCode != http.StatusInternalServerError || up.count() != 0 {
 				t.Errorf("loaded and passed: status %d, upstream reached %d times (Cookie %q)", resp.StatusCode, up.count(),
@@ -681,12 +634,7 @@ func TestCompositionPathRewrites(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up := startUpstream(t, nil)
-			cf, ci := compCaddyfile(t, compQuietLog, "", strings.ReplaceAll(c.site, "{up}", up.Addr))
-			if err := caddy.Load(adapt(t, cf), true); err != nil {
-				t.Fatalf("refused: %v\n%s", err, cf)
-			}
-			t.Cleanup(func() { _ = caddy.Stop() })
-			waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
+			ci := startCaddy(t, strings.ReplaceAll(c.site, "{up}", up.Addr))
 			get(t, http.DefaultClient, ci.URL+"/app/x/y", "Cookie", "session="+signedFor(t, "session", "alice"))
 			if v, k := upstreamCookie(up.last(), "session"); v != "alice" || k != 1 {
 				t.Errorf("upstream session %q x%d, want alice once", v, k)
@@ -710,9 +658,9 @@ func TestUnreachableHandlerRefused(t *testing.T) {
 		{"after_error_in_handle_errors", "respond 404\nhandle_errors {\nroute {\nerror 500\n" + h + "}\n}\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cf, err := compLoadErr(t, compQuietLog, "", c.site)
+			err := loadCaddyErr(t, c.site)
 			if err == nil {
-				t.Fatalf("loaded:\n%s", cf)
+				t.Fatalf("loaded:\n%s", c.site)
 			}
 			if !strings.Contains(err.Error(), "never runs") || !strings.Contains(err.Error(), "signed_cookies {sign session}") {
 				t.Errorf("error does not say which handler never runs: %v", err)
@@ -720,8 +668,8 @@ func TestUnreachableHandlerRefused(t *testing.T) {
 		})
 	}
 	t.Run("before_reverse_proxy_loads", func(t *testing.T) {
-		if cf, err := compLoadErr(t, compQuietLog, "", "route {\n"+h+"reverse_proxy 127.0.0.1:9\n}\n"); err != nil {
-			t.Errorf("refused: %v\n%s", err, cf)
+		if err := loadCaddyErr(t, "route {\n"+h+"reverse_proxy 127.0.0.1:9\n}\n"); err != nil {
+			t.Errorf("refused: %v", err)
 		}
 	})
 }
@@ -731,8 +679,8 @@ func compWarnings(t *testing.T, globals, top, site string) string {
 	t.Helper()
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	g := fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel WARN\n\t}\n\t%s", logFile, globals)
-	if cf, err := compLoadErr(t, g, top, site); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
+	if err := loadCaddyErr(t, site, withGlobals(g), withTop(top)); err != nil {
+		t.Fatalf("loading config: %v\n%s\n%s", err, top, site)
 	}
 	b, err := os.ReadFile(logFile)
 	if err != nil {
@@ -805,10 +753,9 @@ https://127.0.0.1:%d {
 	respond ok
 }
 `, freePort(t), storage, logFile, freePort(t), sc("", "secret "+testSecret, "track __Host-vid"))
-		if err := caddy.Load(adapt(t, string(caddyfile.Format([]byte(cf)))), true); err != nil {
+		if err := loadCaddyErr(t, "", withCaddyfile(string(caddyfile.Format([]byte(cf))), "")); err != nil {
 			t.Fatalf("loading config: %v\n%s", err, cf)
 		}
-		_ = caddy.Stop()
 		b, err := os.ReadFile(logFile)
 		if err != nil {
 			t.Fatal(err)
@@ -876,7 +823,7 @@ func TestSharedKeysWithoutRealmWarns(t *testing.T) {
 		}
 		realms := sc("", "secret "+testSecret, "realm a", "track", "sign common") + "handle /app/* {\n" +
 			sc("", "secret "+testSecret, "realm b", "sign session", "sign common") + "respond ok\n}\n"
-		if _, err := compLoadErr(t, compQuietLog, "", realms); err == nil {
+		if err := loadCaddyErr(t, realms); err == nil {
 			t.Errorf("the warning's advice (a realm each) loaded, want it refused")
 		}
 	})

@@ -312,7 +312,8 @@ func TestCookieRuleMostSpecificWins(t *testing.T) {
 		{Names: []string{"dup"}, SameSite: "strict"},                // a literal twice: the first
 		{Names: []string{"dup"}, SameSite: "lax", Partitioned: &on}, //
 	}
-	ci := startCaddyJSON(t, up.Addr, &Handler{Secrets: []string{testSecret}, Sign: []string{"unrelated"}, Cookie: rules})
+	ci := startCaddy(t, "", withJSON(&Handler{Secrets: []string{testSecret}, Sign: []string{"unrelated"}, Cookie: rules},
+		map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": up.Addr}}}))
 	resp, _ := get(t, http.DefaultClient, ci.URL+"/")
 	sameLines(t, "most specific", resp.Header.Values("Set-Cookie"), []string{
 		"session=v; Path=/; SameSite=Lax",
@@ -325,40 +326,6 @@ func TestCookieRuleMostSpecificWins(t *testing.T) {
 		"dup=v; Path=/; SameSite=Strict",
 		"plain=v; Path=/",
 	})
-}
-
-// startCaddyJSON runs Caddy from JSON: one site whose route is h, then reverse_proxy upAddr.
-func startCaddyJSON(t testing.TB, upAddr string, h *Handler) caddyInstance {
-	t.Helper()
-	ci := caddyInstance{Port: freePort(t), AdminAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	ci.URL = fmt.Sprintf("http://127.0.0.1:%d", ci.Port)
-	var handler map[string]any
-	if js, err := json.Marshal(h); err != nil || json.Unmarshal(js, &handler) != nil {
-		t.Fatalf("handler to JSON: %v", err)
-	}
-	handler["handler"] = "signed_cookies"
-	cfg, err := json.Marshal(map[string]any{
-		"admin":   map[string]any{"listen": ci.AdminAddr},
-		"storage": map[string]any{"module": "file_system", "root": t.TempDir()},
-		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
-		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"rules": map[string]any{
-			"listen":          []string{fmt.Sprintf("127.0.0.1:%d", ci.Port)},
-			"automatic_https": map[string]any{"disable": true},
-			"routes": []any{map[string]any{"handle": []any{
-				handler,
-				map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": upAddr}}},
-			}}},
-		}}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cfg)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
-	return ci
 }
 
 // prefixApp is the app of the prefix tests: it sets and deletes session (managed), legacy
@@ -601,13 +568,10 @@ func pairsHeader(pairs map[string]string, names ...string) string {
 	return strings.Join(parts, "; ")
 }
 
-// startCaddyLargeHeaders is startCaddy with room for 8 chunks in a request: Caddy's default
+// largeHeaders are global options with room for 8 chunks in a request: Caddy's default
 // max_header_size (16 KB) is less than a split value may take (see
 // TestCookieRuleSplitFitsDefaultHeaderLimit).
-func startCaddyLargeHeaders(t testing.TB, siteBody string) caddyInstance {
-	t.Helper()
-	return startCaddyGlobal(t, "log {\n\t\tlevel ERROR\n\t}\n\tservers {\n\t\tmax_header_size 64KB\n\t}", siteBody)
-}
+const largeHeaders = quietLog + "\n\tservers {\n\t\tmax_header_size 64KB\n\t}"
 
 // A value too long for one cookie travels in several and reaches the upstream whole; the
 // longest takes 8; stale chunks are cleared when the value shrinks or is deleted.
@@ -623,11 +587,11 @@ func TestCookieRuleSplit(t *testing.T) {
 		routes[path] = []string{"session=" + v + "; Path=/; HttpOnly"}
 	}
 	up := startUpstream(t, scriptedApp(routes))
-	ci := startCaddyLargeHeaders(t, ruleSite(up.Addr, `
+	ci := startCaddy(t, ruleSite(up.Addr, `
 		sign session
 		cookie session {
 			split 8
-		}`))
+		}`), withGlobals(largeHeaders))
 	u, _ := url.Parse(ci.URL)
 	c := newClient(t)
 	held := func() []string {
@@ -701,11 +665,11 @@ func TestCookieRuleSplitTampering(t *testing.T) {
 		"/a2": {"sa=" + values["/a2"] + "; Path=/"},
 		"/b1": {"sb=" + values["/b1"] + "; Path=/"},
 	}))
-	ci := startCaddyLargeHeaders(t, ruleSite(up.Addr, `
+	ci := startCaddy(t, ruleSite(up.Addr, `
 		sign sa sb
 		cookie sa sb {
 			split
-		}`))
+		}`), withGlobals(largeHeaders))
 	mint := func(path, name string) map[string]string {
 		resp, _ := get(t, http.DefaultClient, ci.URL+path)
 		p := splitPairs(t, resp, name)
@@ -797,11 +761,11 @@ func TestCookieRuleSplitTooLong(t *testing.T) {
 		"/too-long": {"session=" + randomText(tooLong, 2) + "; Path=/", "kept=1; Path=/"},
 		"/huge":     {"session=" + randomText(100_000, 3) + "; Path=/"},
 	}))
-	ci := startCaddyGlobal(t, "metrics", ruleSite(up.Addr, `
+	ci := startCaddy(t, ruleSite(up.Addr, `
 		sign session
 		cookie session {
 			split 8
-		}`))
+		}`), withGlobals("metrics"))
 	before := scrapeMetrics(t, ci.AdminAddr)
 	resp, _ := get(t, http.DefaultClient, ci.URL+"/longest")
 	if got := len(splitPairs(t, resp, "session")); got != 8 {

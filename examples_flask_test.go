@@ -44,8 +44,7 @@ func TestFlaskExampleStranglerFig(t *testing.T) {
 	if !strings.Contains(cf, "admin off") {
 		t.Errorf("examples/flask/Caddyfile has an admin endpoint: it would collide with the main demo's")
 	}
-	ci := caddyInstance{Port: port, URL: fmt.Sprintf("http://localhost:%d", port)}
-	caddyProcess(t, cf, ci)
+	ci := startCaddy(t, "", withCaddyfile(cf, fmt.Sprintf("http://localhost:%d", port)), asProcess())
 	c := newClient(t)
 	u, _ := url.Parse(ci.URL)
 	newService := func(step string, hdr ...string) map[string]string {

@@ -6,29 +6,17 @@
 package signedcookies
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
-
-// formatKey is a fixed itsdangerous/Flask secret key as secrets.token_hex() makes them: 64
-// hex digits, the same on every run.
-func formatKey(label string) string {
-	sum := sha256.Sum256([]byte("flask key " + label))
-	return hex.EncodeToString(sum[:])
-}
 
 var (
 	flaskKey      = formatKey("new") // SECRET_KEY
@@ -37,108 +25,6 @@ var (
 	flaskKeyEnv   = "SIGNED_COOKIES_TEST_FLASK_KEY" // what the configs read the new key from
 	dangerousSalt = "my-salt"
 )
-
-// dangerousOracle is the Python side: a JSON list of operations on stdin, a JSON list of
-// results on stdout. Times are real (time.time()) unless "age" backdates the signature.
-const dangerousOracle = `
-import base64, datetime, json, sys, time, uuid, zlib
-import itsdangerous
-from itsdangerous.timed import TimestampSigner
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
-
-real_timestamp = TimestampSigner.get_timestamp
-NS = {"uuid": uuid, "datetime": datetime, "zlib": zlib, "base64": base64}
-
-
-def at(op):
-    if "age" in op:
-        ts = int(time.time()) - op["age"]
-        TimestampSigner.get_timestamp = lambda self: ts
-    else:
-        TimestampSigner.get_timestamp = real_timestamp
-
-
-def flask_serializer(op):
-    """What Flask signs its session cookie with: SecureCookieSessionInterface's serializer."""
-    app = Flask("oracle")
-    app.secret_key = op["secret"]
-    app.session_interface = SecureCookieSessionInterface()  # the class's one is shared
-    if "salt" in op:
-        app.session_interface.salt = op["salt"]
-    return app.session_interface.get_signing_serializer(app)
-
-
-def run(op):
-    at(op)
-    k = op["op"]
-    if k == "flask_dumps":  # a session, as Flask's save_session signs it
-        return {"token": flask_serializer(op).dumps(eval(op["session"], NS))}
-    if k == "flask_raw":  # a payload signed the way the session serializer signs its own
-        s = flask_serializer(op)
-        return {"token": s.make_signer(s.salt).sign(eval(op["payload"], NS)).decode()}
-    if k == "flask_loads":  # what Flask's open_session reads
-        s = flask_serializer(op)
-        return {"ok": True, "value": s.loads(op["token"], max_age=op["max_age"])}
-    if k in ("dumps", "loads"):
-        s = itsdangerous.URLSafeSerializer(op["secrets"], salt=op["salt"])
-        if k == "dumps":
-            return {"token": s.dumps(op["value"])}
-        return {"ok": True, "value": s.loads(op["token"])}
-    if k in ("timed_dumps", "timed_loads"):
-        s = itsdangerous.URLSafeTimedSerializer(op["secrets"], salt=op["salt"])
-        if k == "timed_dumps":
-            return {"token": s.dumps(op["value"])}
-        return {"ok": True, "value": s.loads(op["token"], max_age=op["max_age"])}
-    raise ValueError("unknown op " + k)
-
-
-out = []
-for op in json.load(sys.stdin):
-    try:
-        out.append(run(op))
-    except itsdangerous.BadData as e:
-        out.append({"ok": False, "error": type(e).__name__})
-json.dump(out, sys.stdout, default=str)
-`
-
-// pyOp is one operation for the oracle.
-type pyOp map[string]any
-
-// pyResult is its answer: a token, or a loads outcome.
-type pyResult struct {
-	Token string `json:"token"`
-	OK    bool   `json:"ok"`
-	Value any    `json:"value"`
-	Error string `json:"error"`
-}
-
-// dangerousPy runs the operations in one Python process (Flask's import is most of its cost).
-func dangerousPy(t testing.TB, ops ...pyOp) []pyResult {
-	t.Helper()
-	in, err := json.Marshal(ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(flaskPython(t), "-c", dangerousOracle)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("the Python oracle failed: %v\n%s", err, stderr.String())
-	}
-	var res []pyResult
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(ops) {
-		t.Fatalf("the Python oracle answered %q (%v), want %d results", out, err, len(ops))
-	}
-	return res
-}
-
-// flaskSign signs a session (a Python expression) with Flask's own serializer.
-func flaskSign(key, session string) pyOp {
-	return pyOp{"op": "flask_dumps", "secret": key, "session": session}
-}
 
 // aged backdates an operation's signature by age.
 func aged(op pyOp, age time.Duration) pyOp {
@@ -173,17 +59,6 @@ func flaskHeaders(r *http.Request) map[string][]string {
 	return out
 }
 
-// spoofHeaders are client-sent copies of the exposed headers, in the spellings stacks fold.
-var spoofHeaders = []string{
-	"X-Flask-Session-User-Id", "1",
-	"X-Flask-Session-User-Id", "2",
-	"x-flask-session-role", "admin",
-	"X_Flask_Session_User_Id", "3",
-	"X-FLASK-SESSION-ROLE", "admin",
-	"X-Flask-Session.Role", "admin",
-	"X-Flask-Session-Not-Exposed", "x",
-}
-
 // invalidDelta reads how much each caddy_signed_cookies_invalid_total reason grew.
 func invalidDelta(before, after map[string]float64) map[string]float64 {
 	return reasonDelta("invalid_total", before, after)
@@ -199,53 +74,6 @@ func reasonDelta(metric string, before, after map[string]float64) map[string]flo
 		}
 	}
 	return out
-}
-
-// postForm posts a form.
-func postForm(t testing.TB, c *http.Client, rawURL string, form url.Values) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return do(t, c, req)
-}
-
-// flaskUsers are examples/flask/app.py's users and what its login answers for them.
-var flaskUsers = map[string]string{
-	"alice": "logged in as alice: user_id=42 role=admin\n",
-	"bob":   "logged in as bob: user_id=7 role=editor\n",
-}
-
-// flaskLogin logs user in to examples/flask/app.py through Caddy (appBase: where Caddy serves
-// the app; site: the URL the browser's jar keeps cookies for) and returns the session the
-// browser then holds and the response's Set-Cookie lines for it. Flask's Set-Cookie must
-// reach the browser as the app wrote it. When it does not (a bug of the module, reported as a
-// failure), the browser gets the session from a login at the app itself (appDirect), so that
-// the rest of the flow is still checked with a real Flask session.
-func flaskLogin(t testing.TB, c *http.Client, site, appBase, appDirect, user string) (string, []string) {
-	t.Helper()
-	resp, body := postForm(t, c, appBase+"/login", url.Values{"username": {user}})
-	if resp.StatusCode != 200 || body != flaskUsers[user] {
-		t.Fatalf("login as %s: %d %q", user, resp.StatusCode, body)
-	}
-	lines := setCookies(resp, "session")
-	session := jarValue(t, c, site, "session")
-	if len(lines) == 1 && session != "" {
-		return session, lines
-	}
-	t.Errorf("login as %s: the Flask app's session cookie did not reach the browser: Set-Cookie %q, jar %q "+
-		"(the module drops the Flask app's own Set-Cookie for the flask_session cookie)", user, resp.Header.Values("Set-Cookie"), session)
-	resp, _ = postForm(t, &http.Client{Timeout: 10 * time.Second}, appDirect+"/login", url.Values{"username": {user}})
-	direct := setCookies(resp, "session")
-	if len(direct) != 1 {
-		t.Fatalf("login as %s at the app itself: Set-Cookie %q", user, resp.Header.Values("Set-Cookie"))
-	}
-	v, _, _ := strings.Cut(strings.TrimPrefix(direct[0], "session="), ";")
-	u, _ := url.Parse(site)
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: "session", Value: v, Path: "/"}})
-	return v, nil
 }
 
 // checkEdgePlaceholders checks what the placeholders of TestFlaskSessionVerifiedAtEdge's
@@ -313,7 +141,7 @@ func TestFlaskSessionPlaceholdersWithoutValue(t *testing.T) {
 func TestFlaskSessionVerifiedAtEdge(t *testing.T) {
 	t.Setenv(flaskKeyEnv, flaskKey)
 	up := startUpstream(t, nil)
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		flask_session {
 			secret_key {env.`+flaskKeyEnv+`} `+flaskOldKey+`
@@ -323,7 +151,7 @@ func TestFlaskSessionVerifiedAtEdge(t *testing.T) {
 	header X-Edge-Role {http.signed_cookies.flask.role}
 	request_header X-Edge-User {http.signed_cookies.flask.user_id}
 	request_header X-Edge-Prefs {http.signed_cookies.flask.prefs}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals("metrics"))
 
 	const month = 31 * 24 * time.Hour
 	full := `{"user_id": 42, "role": "admin", "groups": ["a", "b"], "prefs": {"theme": "dark", "lang": "de"},
@@ -467,14 +295,14 @@ func TestFlaskSessionVerifiedAtEdge(t *testing.T) {
 // inflated only up to the cap and refused. Both take about as long as a normal session.
 func TestFlaskSessionZipBomb(t *testing.T) {
 	up := startUpstream(t, nil)
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		flask_session {
 			secret_key `+flaskKey+`
 			expose user_id
 		}
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals("metrics"))
 	// 2.9 MB of JSON in under 4 KB of cookie.
 	bomb := `b"." + base64.urlsafe_b64encode(zlib.compress(b'{"user_id":"' + b"a" * 2900000 + b'"}', 9)).rstrip(b"=")`
 	res := dangerousPy(t,
@@ -521,7 +349,7 @@ func TestFlaskSessionZipBomb(t *testing.T) {
 // client's header copies removed either way.
 func TestFlaskSessionReject(t *testing.T) {
 	up := startUpstream(t, nil)
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		flask_session {
 			secret_key `+flaskKey+`
@@ -532,7 +360,7 @@ func TestFlaskSessionReject(t *testing.T) {
 	reverse_proxy `+up.Addr+`
 	handle_errors {
 		respond "refused {err.status_code}" {err.status_code}
-	}`)
+	}`, withGlobals("metrics"))
 	res := dangerousPy(t,
 		flaskSign(flaskKey, `{"user_id": 42}`),
 		flaskSign(attackerKey, `{"user_id": 1}`),
@@ -574,7 +402,7 @@ func TestFlaskSessionReject(t *testing.T) {
 // always. A custom cookie name, salt and header prefix, and max_age, are honoured.
 func TestFlaskSessionPass(t *testing.T) {
 	up := startUpstream(t, nil)
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		flask_session app_session {
 			secret_key `+flaskKey+`
@@ -585,7 +413,7 @@ func TestFlaskSessionPass(t *testing.T) {
 			on_invalid pass
 		}
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals("metrics"))
 	sign := func(session string) pyOp {
 		op := flaskSign(flaskKey, session)
 		op["salt"] = "other-salt"
@@ -653,7 +481,7 @@ func TestFlaskSessionRealAppToSecondUpstream(t *testing.T) {
 		}
 		fmt.Fprint(w, "new service: anonymous")
 	})
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		flask_session {
 			secret_key {env.FLASK_SECRET_KEY}
@@ -665,7 +493,7 @@ func TestFlaskSessionRealAppToSecondUpstream(t *testing.T) {
 	}
 	handle /new/* {
 		reverse_proxy `+newSvc.Addr+`
-	}`)
+	}`, withGlobals("metrics"))
 	c := newClient(t)
 	u, _ := url.Parse(ci.URL)
 	expect := func(step, path, want string, hdr ...string) {
@@ -739,7 +567,7 @@ func TestItsDangerousSignedCookie(t *testing.T) {
 		}
 		fmt.Fprintf(w, "my_cookie is %s", ck.Value)
 	})
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		sign my_cookie {
 			format itsdangerous
@@ -747,7 +575,7 @@ func TestItsDangerousSignedCookie(t *testing.T) {
 			salt `+dangerousSalt+`
 		}
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals("metrics"))
 	c := newClient(t)
 	u, _ := url.Parse(ci.URL)
 
@@ -986,10 +814,7 @@ func TestItsDangerousConfigErrors(t *testing.T) {
 		{"flask_session on_invalid", `{"handler":"signed_cookies","flask_session":{"secret_key":["` + flaskKey + `"],"on_invalid":"ignore"}}`, []string{"on_invalid", "ignore"}},
 	} {
 		t.Run("json "+tc.name, func(t *testing.T) {
-			cfg := `{"admin":{"disabled":true},"apps":{"http":{"servers":{"s":{"listen":["127.0.0.1:` + fmt.Sprint(freePort(t)) +
-				`"],"routes":[{"handle":[` + tc.handler + `]}]}}}}}`
-			err := caddy.Load([]byte(cfg), true)
-			_ = caddy.Stop()
+			err := loadCaddyErr(t, "", withJSON(json.RawMessage(tc.handler)))
 			if err == nil {
 				t.Fatalf("loaded")
 			}

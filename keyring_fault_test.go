@@ -6,12 +6,10 @@ package signedcookies
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -75,86 +73,6 @@ func visitWith(t testing.TB, url, vid string) visit {
 		t.Fatalf("GET %s: status %d, body %q", url, resp.StatusCode, body)
 	}
 	return v
-}
-
-// awaitRing polls the storage in dir until its key ring satisfies cond.
-func awaitRing(t testing.TB, dir, what string, cond func(keyRingFile) bool) keyRingFile {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var f keyRingFile
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
-		if err == nil && json.Unmarshal(b, &f) == nil && len(f.Secrets) > 0 && cond(f) {
-			return f
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stored key ring never got %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// signer names the stored secret that signed a visitor cookie ("" when none did).
-func signer(t testing.TB, f keyRingFile, vid string) string {
-	t.Helper()
-	d, err := cookie.NewCodec(ringOf(t, f), cookie.Options{}).Decode("vid", vid)
-	if err != nil {
-		return ""
-	}
-	return f.Secrets[d.Key].Secret
-}
-
-// caddyLog is what a Caddy process started by caddyProcess has logged so far.
-func caddyLog(t testing.TB, cmd *exec.Cmd) string {
-	t.Helper()
-	b, err := os.ReadFile(cmd.Stdout.(*os.File).Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func awaitLog(t testing.TB, cmd *exec.Cmd, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(caddyLog(t, cmd), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the log never said %q:\n%s", want, caddyLog(t, cmd))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// caddyStartFails runs Caddy with caddyfile, which must exit with an error, and returns its
-// output.
-func caddyStartFails(t testing.TB, caddyfile string) string {
-	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), runCaddyEnv+"=1", runCaddyEnv+"_ARGS=run --config "+path+" --adapter caddyfile",
-		"HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatalf("Caddy started and exited cleanly:\n%s", out.String())
-		}
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("Caddy started on a key ring it should refuse:\n%s", out.String())
-	}
-	return out.String()
 }
 
 // handOffs are the outcome of cookies issued by one instance and presented to another.
@@ -224,11 +142,9 @@ func handOff(t *testing.T, from, to caddyInstance, dir string, deadline time.Dur
 func TestMixedCheckIntervalsAcrossProcesses(t *testing.T) {
 	dir := t.TempDir()
 	up := echoUpstream(t)
-	cfB, b := caddyfileFor(t, dir, ringSite(up, "rotate 1h\ncheck_interval 3s", ""))
-	caddyProcess(t, cfB, b)
+	b := startCaddy(t, ringSite(up, "rotate 1h\ncheck_interval 3s", ""), withStorage(dir), asProcess())
 	awaitRing(t, dir, "B's check_interval", func(f keyRingFile) bool { return f.CheckInterval == 3*time.Second })
-	cfA, a := caddyfileFor(t, dir, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""))
-	caddyProcess(t, cfA, a)
+	a := startCaddy(t, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
 
 	h := handOff(t, a, b, dir, 25*time.Second, func(h *handOffs) bool {
 		return len(h.signers) >= 2 && time.Since(h.firstRotated) > 3500*time.Millisecond
@@ -252,13 +168,12 @@ func TestMixedCheckIntervalsAcrossProcesses(t *testing.T) {
 func TestOnDemandRereadAcrossProcesses(t *testing.T) {
 	dir := t.TempDir()
 	up := echoUpstream(t)
-	cfB, b := caddyfileGlobal(t, dir, "log {\n\t\tlevel INFO\n\t}", ringSite(up, "rotate 2h\ncheck_interval 1h", ""))
-	cmdB := caddyProcess(t, cfB, b)
+	b := startCaddy(t, ringSite(up, "rotate 2h\ncheck_interval 1h", ""), withGlobals("log {\n\t\tlevel INFO\n\t}"), withStorage(dir), asProcess())
+	cmdB := b.Cmd
 	f := awaitRing(t, dir, "B's check_interval", func(f keyRingFile) bool { return f.CheckInterval == time.Hour })
 	f.CheckInterval = 200 * time.Millisecond
 	writeRingFile(t, dir, f)
-	cfA, a := caddyfileFor(t, dir, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""))
-	caddyProcess(t, cfA, a)
+	a := startCaddy(t, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
 	// B stores its interval again at its first re-read (on demand, or its hourly tick), so the
 	// forgeries, which make it re-read, start once A has rotated with the low one
 	rotated := awaitRing(t, dir, "a rotation", func(f keyRingFile) bool { return len(f.Secrets) == 2 })
@@ -329,8 +244,7 @@ func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 	// check_interval 20s: within this test, only on-demand re-reads and reloads make A
 	// re-read storage
 	opts := "rotate 1h\ncheck_interval 20s"
-	cfA, a := caddyfileFor(t, dir, ringSite(up, opts, "one"))
-	caddyProcess(t, cfA, a)
+	a := startCaddy(t, ringSite(up, opts, "one"), withStorage(dir), asProcess())
 	a1 := awaitRing(t, dir, "A's first secret", func(keyRingFile) bool { return true }).Secrets[0].Secret
 
 	type issued struct{ by, id, cookie string }
@@ -349,8 +263,7 @@ func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 	if err := os.Remove(ringPath); err != nil {
 		t.Fatal(err)
 	}
-	cfB, b := caddyfileFor(t, dir, ringSite(up, opts, ""))
-	caddyProcess(t, cfB, b)
+	b := startCaddy(t, ringSite(up, opts, ""), withStorage(dir), asProcess())
 	fresh := awaitRing(t, dir, "B's fresh ring", func(keyRingFile) bool { return true })
 	b1 := fresh.Secrets[0].Secret
 	if len(fresh.Secrets) != 1 || b1 == a1 {
@@ -370,7 +283,7 @@ func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 	if err := os.Remove(ringPath); err != nil {
 		t.Fatal(err)
 	}
-	postLoad(t, a.AdminAddr, adapt(t, strings.Replace(cfA, "X-Config one", "X-Config two", 1)))
+	postLoad(t, a.AdminAddr, adapt(t, strings.Replace(a.Caddyfile, "X-Config one", "X-Config two", 1)))
 	awaitConfig(t, a.URL+"/", "X-Config", "two")
 	if f := readStoredRing(t, dir); !ringHas(f, a1) || !ringHas(f, b1) {
 		t.Fatalf("A's reload did not restore the ring it used: %d secrets", len(f.Secrets))
@@ -443,8 +356,8 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
-			cf, a := caddyfileFor(t, dir, ringSite(up, "rotate 1h\ncheck_interval 200ms", ""))
-			cmd := caddyProcess(t, cf, a)
+			a := startCaddy(t, ringSite(up, "rotate 1h\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
+			cmd := a.Cmd
 			good := awaitRing(t, dir, "a ring", func(keyRingFile) bool { return true })
 			before := visitWith(t, a.URL, "")
 
@@ -473,7 +386,11 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 				}
 			}
 
-			out := caddyStartFails(t, func() string { cf, _ := caddyfileFor(t, dir, ringSite(up, "", "")); return cf }())
+			err = loadCaddyErr(t, ringSite(up, "", ""), withStorage(dir), asProcess())
+			if err == nil {
+				t.Fatal("a new instance started on the damaged key ring")
+			}
+			out := err.Error()
 			if !strings.Contains(out, "key ring in storage: "+keyRingStorageKey) || !strings.Contains(out, tc.want) || !strings.Contains(out, "move it away") {
 				t.Errorf("a new instance's error does not name the problem and the fix:\n%s", out)
 			}

@@ -117,42 +117,6 @@ func TestStoredKeyRingLifecycle(t *testing.T) {
 	}
 }
 
-// writeRingFile stores f as the key ring of the file_system storage in dir, as another
-// instance (or an operator) would.
-func writeRingFile(t testing.TB, dir string, f keyRingFile) []byte {
-	t.Helper()
-	b, err := json.MarshalIndent(f, "", "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeRingBytes(t, dir, b)
-	return b
-}
-
-// writeRingBytes replaces the key ring object of the storage in dir by b, atomically.
-func writeRingBytes(t testing.TB, dir string, b []byte) {
-	t.Helper()
-	p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(p+".tmp", p); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func ringFileBytes(t testing.TB, dir string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func secretsOf(f *keyRingFile) []string {
 	var out []string
 	for _, s := range f.Secrets {

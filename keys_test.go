@@ -2,7 +2,6 @@ package signedcookies
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -55,15 +54,10 @@ func TestSecretValidation(t *testing.T) {
 func TestSecretPlaceholderStaysInConfig(t *testing.T) {
 	t.Setenv("SC_TEST_SECRET", testSecret)
 	up := startUpstream(t, nil)
-	cf, ci := caddyfileFor(t, t.TempDir(), "\tsigned_cookies {\n\t\tsecret {env.SC_TEST_SECRET} "+otherSecret+"\n\t}\n\treverse_proxy "+up.Addr)
-	js := adapt(t, cf)
-	if !bytes.Contains(js, []byte(`"secrets":["{env.SC_TEST_SECRET}"`)) || bytes.Contains(js, []byte(testSecret)) {
+	ci := startCaddy(t, "\tsigned_cookies {\n\t\tsecret {env.SC_TEST_SECRET} "+otherSecret+"\n\t}\n\treverse_proxy "+up.Addr)
+	if js := adapt(t, ci.Caddyfile); !bytes.Contains(js, []byte(`"secrets":["{env.SC_TEST_SECRET}"`)) || bytes.Contains(js, []byte(testSecret)) {
 		t.Errorf("adapted JSON does not keep the placeholder:\n%s", js)
 	}
-	if err := caddy.Load(js, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
 	c := newClient(t)
 	get(t, c, ci.URL+"/")
 	d, err := cookie.NewCodec(mustRing(t, testSecret), cookie.Options{}).Decode("vid", jarValue(t, c, ci.URL, "vid"))
@@ -88,14 +82,10 @@ func TestRotationWithConfiguredSecrets(t *testing.T) {
 	site := func(secrets string) string {
 		return "\tsigned_cookies {\n\t\tsecret " + secrets + "\n\t\ttrack {\n\t\t\tdomain 127.0.0.1\n\t\t}\n\t\tsign session\n\t}\n\theader X-Config \"" + secrets + "\"\n\treverse_proxy " + up.Addr
 	}
-	cf, ci := caddyfileFor(t, t.TempDir(), site(otherSecret))
-	if err := caddy.Load(adapt(t, cf), true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
+	ci := startCaddy(t, site(otherSecret))
 	reload := func(secrets string) {
 		t.Helper()
-		cf2 := strings.Replace(cf, site(otherSecret), site(secrets), 1)
+		cf2 := strings.Replace(ci.Caddyfile, site(otherSecret), site(secrets), 1)
 		postLoad(t, ci.AdminAddr, adapt(t, cf2))
 		awaitConfig(t, ci.URL+"/", "X-Config", secrets)
 	}
@@ -143,73 +133,6 @@ func TestRotationWithConfiguredSecrets(t *testing.T) {
 	}
 }
 
-func postLoad(t testing.TB, admin string, js []byte) {
-	t.Helper()
-	resp, err := http.Post("http://"+admin+"/load", "application/json", bytes.NewReader(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		t.Fatalf("POST /load: %d %s", resp.StatusCode, b.String())
-	}
-}
-
-// awaitConfig returns once fresh connections to url are answered by the config whose header
-// hdr is want, three times in a row. POST /load returns before the old server has shut down,
-// and the old server still answers a request that reaches it on an idle keep-alive connection
-// (or accepts a new one) in that moment; so the default transport's idle connections (those
-// of newClient) are closed first.
-func awaitConfig(t testing.TB, url, hdr, want string) {
-	t.Helper()
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	inARow := 0
-	for {
-		tr := &http.Transport{DisableKeepAlives: true}
-		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
-		if err == nil {
-			resp.Body.Close()
-		}
-		if err == nil && resp.Header.Get(hdr) == want {
-			if inARow++; inARow == 3 {
-				return
-			}
-		} else {
-			inARow = 0
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the reloaded config (%s: %s) never answered: %v", hdr, want, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// readStoredRing reads the key ring object from a file_system storage directory.
-func readStoredRing(t testing.TB, dir string) keyRingFile {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f keyRingFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func ringOf(t testing.TB, f keyRingFile) *cookie.KeyRing {
-	t.Helper()
-	var s []string
-	for _, x := range f.Secrets {
-		s = append(s, x.Secret)
-	}
-	return mustRing(t, s...)
-}
-
 // Two Caddy processes on one storage directory share the key ring: each accepts the other's
 // cookies, and a rotation made by one reaches the other within the re-read interval.
 func TestSharedKeyRingTwoInstances(t *testing.T) {
@@ -218,15 +141,13 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	body := func(rotate string) string {
 		return fmt.Sprintf("\tsigned_cookies {\n\t\trotate %s\n\t\tcheck_interval 100ms\n\t}\n\treverse_proxy %s", rotate, up.Addr)
 	}
-	cfA, a := caddyfileFor(t, storage, body("3s"))
-	caddyProcess(t, cfA, a)
+	a := startCaddy(t, body("3s"), withStorage(storage), asProcess())
 	// Caddy may start listening before the key ring app has stored the ring
 	created := awaitRing(t, storage, "a first secret", func(keyRingFile) bool { return true })
 	if len(created.Secrets) != 1 {
 		t.Fatalf("first instance should create a ring with one secret, got %d", len(created.Secrets))
 	}
-	cfB, b := caddyfileFor(t, storage, body("1h"))
-	caddyProcess(t, cfB, b)
+	b := startCaddy(t, body("1h"), withStorage(storage), asProcess())
 
 	c := newClient(t)
 	get(t, c, a.URL+"/")
@@ -308,11 +229,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			site := func(header string) string {
 				return "\tsigned_cookies {\n\t\t" + keys + "\n\t\ttrack {\n\t\t\theader " + header + "\n\t\t}\n\t}\n\treverse_proxy " + up.Addr
 			}
-			cf, ci := caddyfileFor(t, storage, site("X-Visitor-Id"))
-			if err := caddy.Load(adapt(t, cf), true); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = caddy.Stop() })
+			ci := startCaddy(t, site("X-Visitor-Id"), withStorage(storage))
 			c := newClient(t)
 			get(t, c, ci.URL+"/")
 			vid := jarValue(t, c, ci.URL, "vid")
@@ -353,7 +270,7 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 			for i := 0; i < 6; i++ {
 				header := []string{"X-Visitor-Id", "X-Visitor"}[i%2]
-				postLoad(t, ci.AdminAddr, adapt(t, strings.Replace(cf, site("X-Visitor-Id"), site(header), 1)))
+				postLoad(t, ci.AdminAddr, adapt(t, strings.Replace(ci.Caddyfile, site("X-Visitor-Id"), site(header), 1)))
 				time.Sleep(30 * time.Millisecond)
 			}
 			close(stop)
@@ -405,9 +322,7 @@ func TestCorruptStoredKeyRing(t *testing.T) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cf, _ := caddyfileFor(t, storage, "\tsigned_cookies\n\trespond ok")
-		err := caddy.Load(adapt(t, cf), true)
-		_ = caddy.Stop()
+		err := loadCaddyErr(t, "\tsigned_cookies\n\trespond ok", withStorage(storage))
 		if err == nil || !strings.Contains(err.Error(), "signed_cookies: key ring in storage: "+keyRingStorageKey) {
 			t.Errorf("%q: error %v, want one naming the key ring object", content, err)
 		}

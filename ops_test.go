@@ -1,14 +1,12 @@
 package signedcookies
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -18,43 +16,6 @@ import (
 )
 
 var uuidInText = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-`)
-
-// startCaddyGlobal is startCaddy with global options of the test's choosing.
-func startCaddyGlobal(t testing.TB, globals, siteBody string) caddyInstance {
-	t.Helper()
-	cf, ci := caddyfileGlobal(t, t.TempDir(), globals, siteBody)
-	if err := caddy.Load(adapt(t, cf), true); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
-	return ci
-}
-
-// scrapeMetrics reads the caddy_signed_cookies_* samples from Caddy's /metrics.
-func scrapeMetrics(t testing.TB, admin string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "caddy_signed_cookies_") {
-			continue
-		}
-		k, v, _ := strings.Cut(line, " ")
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatalf("bad metric line %q", line)
-		}
-		out[k] = f
-	}
-	return out
-}
 
 func TestMetrics(t *testing.T) {
 	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -67,13 +28,13 @@ func TestMetrics(t *testing.T) {
 			w.Header().Add("Set-Cookie", "vid=mine")
 		}
 	})
-	ci := startCaddyGlobal(t, "metrics", `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+testSecret+`
 		sign session
 		track
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals("metrics"))
 	before := scrapeMetrics(t, ci.AdminAddr)
 	c := newClient(t)
 	get(t, c, ci.URL+"/login")                                      // issued 1, signed 1
@@ -169,12 +130,12 @@ func TestPlaceholdersAndAccessLog(t *testing.T) {
 func TestLogsNeverCarryValues(t *testing.T) {
 	up := startUpstream(t, nil)
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	ci := startCaddyGlobal(t, fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile), `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+testSecret+`
 		sign session
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals(fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile)))
 	signed, _ := cookie.NewCodec(mustRing(t, otherSecret), cookie.Options{}).Encode("session", []byte("topsecretvalue"))
 	get(t, http.DefaultClient, ci.URL+"/", "Cookie", "session="+signed)
 	_ = caddy.Stop()

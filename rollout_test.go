@@ -133,7 +133,7 @@ func TestRolloutAdopt(t *testing.T) {
 	})
 	globals, logPath := rolloutLogGlobals(t, "DEBUG")
 	future := rolloutFuture()
-	ci := startCaddyGlobal(t, globals, `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+testSecret+`
 		track
@@ -148,7 +148,7 @@ func TestRolloutAdopt(t *testing.T) {
 		}
 	}
 	header X-Invalid {http.signed_cookies.invalid}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals(globals))
 	sc, ec := signCodec(t), encryptCodec(t)
 	send := func(path, cookieHdr string) (*http.Response, *http.Request, map[string]float64) {
 		t.Helper()
@@ -445,7 +445,7 @@ func TestRolloutDeadlinePasses(t *testing.T) {
 func TestRolloutDeadlinePastAtLoad(t *testing.T) {
 	up := startUpstream(t, nil)
 	globals, logPath := rolloutLogGlobals(t, "INFO")
-	ci := startCaddyGlobal(t, globals, `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+testSecret+`
 		track {
@@ -455,7 +455,7 @@ func TestRolloutDeadlinePastAtLoad(t *testing.T) {
 		adopt session until 2020-01-01
 	}
 	header X-New {http.signed_cookies.visitor_new}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals(globals))
 	var nid [16]byte
 	copy(nid[:], "rollout-nginx-id")
 	resp, _ := get(t, rolloutRaw, ci.URL+"/", "Cookie", "session=legacy; uid="+nginxuid.Encode(nid))
@@ -610,7 +610,7 @@ func TestRolloutNginxUserid(t *testing.T) {
 
 	for _, c := range []struct{ format, want string }{{"uuid", wantUUID}, {"nginx", wantHex}} {
 		t.Run("id_format "+c.format, func(t *testing.T) {
-			ci := startCaddyGlobal(t, "metrics", site("id_format "+c.format))
+			ci := startCaddy(t, site("id_format "+c.format), withGlobals("metrics"))
 			before := scrapeMetrics(t, ci.AdminAddr)
 			cl := newClient(t)
 			resp, _ := get(t, cl, ci.URL+"/", "Cookie", "uid="+uidValue) // a browser that holds nginx's cookie
@@ -712,7 +712,7 @@ func TestRolloutUnwrap(t *testing.T) {
 		t.Fatalf("control: an old visitor cookie is not re-signed without unwrap: %q", resp.Header.Values("Set-Cookie"))
 	}
 
-	ci = startCaddyGlobal(t, "metrics", body("unwrap"))
+	ci = startCaddy(t, body("unwrap"), withGlobals("metrics"))
 	send := func(path, cookieHdr string) (*http.Response, *http.Request, map[string]float64) {
 		t.Helper()
 		before := scrapeMetrics(t, ci.AdminAddr)
@@ -794,19 +794,6 @@ func TestRolloutUnwrap(t *testing.T) {
 	rolloutWantDelta(t, "unwrap forged", delta, map[string]float64{`caddy_signed_cookies_invalid_total{reason="bad_mac"}`: 2})
 }
 
-// rolloutLoad runs Caddy in this process with the given storage directory (shared between
-// loads, as one cluster's storage is) and returns it.
-func rolloutLoad(t testing.TB, storageDir, siteBody string) caddyInstance {
-	t.Helper()
-	cf, ci := caddyfileGlobal(t, storageDir, "log {\n\t\tlevel ERROR\n\t}", siteBody)
-	if err := caddy.Load(adapt(t, cf), true); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cf)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	waitListening(t, strings.TrimPrefix(ci.URL, "http://"))
-	return ci
-}
-
 // 4b. The full way back with the storage key ring: signed cookies from a normal config; the
 // config switched to unwrap (same storage), the session kept and the app's cookies plain; then
 // a Caddy without the module reads them.
@@ -835,7 +822,7 @@ func TestRolloutUnwrapRoundTrip(t *testing.T) {
 	}
 	c := newClient(t)
 
-	ci := rolloutLoad(t, storage, module(""))
+	ci := startCaddy(t, module(""), withStorage(storage))
 	get(t, c, ci.URL+"/login")
 	session, cart, vid := jarValue(t, c, ci.URL, "session"), jarValue(t, c, ci.URL, "cart"), jarValue(t, c, ci.URL, "vid")
 	if session == "" || session == "alice" || cart == "" || cart == "3-apples" || vid == "" {
@@ -843,7 +830,7 @@ func TestRolloutUnwrapRoundTrip(t *testing.T) {
 	}
 	id, _ := upstreamCookie(up.last(), "vid")
 
-	ci = rolloutLoad(t, storage, module("unwrap"))
+	ci = startCaddy(t, module("unwrap"), withStorage(storage))
 	resp, _ := get(t, c, ci.URL+"/")
 	r := up.last()
 	for name, want := range map[string]string{"session": "alice", "cart": "3-apples", "vid": id} {
@@ -863,7 +850,7 @@ func TestRolloutUnwrapRoundTrip(t *testing.T) {
 		t.Errorf("unwrap, plain in the jar: upstream session %q", v)
 	}
 
-	ci = rolloutLoad(t, storage, "\treverse_proxy "+up.Addr)
+	ci = startCaddy(t, "\treverse_proxy "+up.Addr, withStorage(storage))
 	get(t, c, ci.URL+"/")
 	r = up.last()
 	for name, want := range map[string]string{"session": "alice", "cart": "3-apples"} {
@@ -981,27 +968,6 @@ func TestRolloutUpgradeRoundTrips(t *testing.T) {
 	}
 }
 
-// rolloutLoadJSON loads a JSON config with handler as the only route handler, and returns the
-// error (nil when it loaded).
-func rolloutLoadJSON(t testing.TB, handler map[string]any) error {
-	t.Helper()
-	handler["handler"] = "signed_cookies"
-	cfg := map[string]any{
-		"admin": map[string]any{"listen": fmt.Sprintf("127.0.0.1:%d", freePort(t)), "config": map[string]any{"persist": false}},
-		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"rollout": map[string]any{
-			"listen": []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))},
-			"routes": []any{map[string]any{"handle": []any{handler}}},
-		}}}},
-	}
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = caddy.Load(js, true)
-	_ = caddy.Stop()
-	return err
-}
-
 // 6. The rollout settings' config errors name the field, in the Caddyfile and in JSON.
 func TestRolloutConfigErrors(t *testing.T) {
 	future := rolloutFuture()
@@ -1039,7 +1005,7 @@ func TestRolloutConfigErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			err := loadCaddyErr(t, "\tsigned_cookies {\n\t\tsecret "+testSecret+"\n\t\t"+c.caddyfile+"\n\t}\n\trespond ok")
 			c.json["secrets"] = []string{testSecret}
-			jerr := rolloutLoadJSON(t, c.json)
+			jerr := loadCaddyErr(t, "", withJSON(c.json))
 			for what, e := range map[string]error{"Caddyfile": err, "JSON": jerr} {
 				if e == nil {
 					t.Errorf("%s: loaded, want an error", what)

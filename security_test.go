@@ -114,13 +114,13 @@ func secTwice(t *testing.T, check func() error) {
 // hidden managed name, and a scan back over the run from each of them is quadratic (0.27 s of
 // CPU for 19 KB on the old code).
 func TestSecurityEqualsRunLinearCost(t *testing.T) {
-	ci := startCaddyGlobal(t, secQuietGlobals, `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+secSecret("equals")+`
 		track
 		sign session sess_*
 	}
-	respond 204`)
+	respond 204`, withGlobals(secQuietGlobals))
 	c := secClient(t)
 	secTime(t, c, ci.URL+"/", "warm=up")
 	sizes := []int{16 << 10, 64 << 10, 256 << 10}
@@ -233,13 +233,13 @@ var secTrailerLines = []string{
 func TestSecurityRequestTrailers(t *testing.T) {
 	up, seen := secTrailerUpstream(t)
 	globals := "log {\n\t\tlevel ERROR\n\t}\n\tservers {\n\t\tprotocols h1 h2c\n\t}"
-	ci := startCaddyGlobal(t, globals, `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+secSecret("trailers")+`
 		track
 		sign session
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals(globals))
 
 	h1 := []struct {
 		name, announce string
@@ -317,13 +317,13 @@ func TestSecurityRequestTrailers(t *testing.T) {
 // holds the guarantee should that change).
 func TestSecurityRequestTrailersTLS(t *testing.T) {
 	up, seen := secTrailerUpstream(t)
-	tc := startCaddyTLS(t, "", `
+	tc := startCaddy(t, `
 	signed_cookies {
 		secret `+secSecret("trailers")+`
 		track
 		sign session
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withTLS())
 	for _, proto := range []string{"h2", "h3"} {
 		t.Run(proto, func(t *testing.T) {
 			req, err := http.NewRequest(http.MethodPost, tc.HTTPS+"/upload", io.NopCloser(strings.NewReader("hello world")))
@@ -454,12 +454,12 @@ func TestSecurityUnsafeValueNotSpliced(t *testing.T) {
 		}
 	})
 	secret := secSecret("unsafe")
-	ci := startCaddyGlobal(t, fmt.Sprintf("metrics\n\tlog {\n\t\toutput file %s\n\t\tformat json\n\t}", logPath), `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+secret+`
 		sign session
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withGlobals(fmt.Sprintf("metrics\n\tlog {\n\t\toutput file %s\n\t\tformat json\n\t}", logPath)))
 
 	oracle := secSimpleCookie(t, []string{"session=dark session=admin; theme=light"})
 	if oracle[0]["session"] != "admin" {
@@ -697,7 +697,7 @@ func TestSecurityForgedFloodBoundedWork(t *testing.T) {
 		secrets[i] = secSecret(fmt.Sprintf("ring %d", i))
 	}
 	up := startUpstream(t, nil)
-	ci := startCaddyGlobal(t, "metrics\n\t"+secQuietGlobals, `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+strings.Join(secrets, " ")+`
 		track
@@ -708,7 +708,7 @@ func TestSecurityForgedFloodBoundedWork(t *testing.T) {
 	}
 	handle {
 		reverse_proxy `+up.Addr+`
-	}`)
+	}`, withGlobals("metrics\n\t"+secQuietGlobals))
 	forger := secCodec(t, secSecret("forger"))
 	forgedSession := encodeFor(t, forger, "session", "admin")
 	forgedVid := encodeFor(t, forger, "vid", "0123456789abcdef")
@@ -787,13 +787,13 @@ func TestSecurityForgedFloodBoundedWork(t *testing.T) {
 // caddy_signed_cookies_invalid_total counts every one.
 func TestSecurityLogAmplificationBounded(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
-	ci := startCaddyGlobal(t, fmt.Sprintf("metrics\n\tlog {\n\t\toutput file %s\n\t\tformat json\n\t}", logPath), `
+	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+secSecret("log")+`
 		track
 		sign session
 	}
-	respond 204`)
+	respond 204`, withGlobals(fmt.Sprintf("metrics\n\tlog {\n\t\toutput file %s\n\t\tformat json\n\t}", logPath)))
 
 	t.Run("one large request", func(t *testing.T) {
 		var pairs []string

@@ -142,7 +142,7 @@ func wantWritten(t testing.TB, proto string) []wantLine {
 
 func TestWriterCapabilityMatrix(t *testing.T) {
 	up := startUpstream(t, nil)
-	tc := startCaddyTLS(t, "", writerSite(up.Addr))
+	tc := startCaddy(t, writerSite(up.Addr), withTLS())
 	file := filepath.Join(t.TempDir(), "body.txt")
 	if err := os.WriteFile(file, []byte("file body"), 0o600); err != nil {
 		t.Fatal(err)
@@ -219,7 +219,7 @@ func TestWriterEarlyHintsThroughProxy(t *testing.T) {
 		w.WriteHeader(http.StatusEarlyHints)
 		io.WriteString(w, "body") // the 200 repeats the header map, cookies included
 	})
-	tc := startCaddyTLS(t, "", writerSite(up.Addr))
+	tc := startCaddy(t, writerSite(up.Addr), withTLS())
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
 			resp, body, infos := getTraced(t, tc.client(t, proto), tc.url(proto)+"/")
@@ -316,7 +316,7 @@ func TestWriterServerSentEvents(t *testing.T) {
 		}
 		io.WriteString(w, "data: two\n\n")
 	})
-	tc := startCaddyTLS(t, "", writerSite(up.Addr))
+	tc := startCaddy(t, writerSite(up.Addr), withTLS())
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
 			resp, err := tc.client(t, proto).Get(tc.url(proto) + "/events")
@@ -364,14 +364,14 @@ func TestWriterIssueVerifyHTTP2HTTP3(t *testing.T) {
 		}
 		io.WriteString(w, r.Header.Get("X-Visitor-Id"))
 	})
-	tc := startCaddyTLS(t, "", `
+	tc := startCaddy(t, `
 	signed_cookies {
 		secret `+testSecret+`
 		track
 		sign session
 		encrypt cart
 	}
-	reverse_proxy `+up.Addr)
+	reverse_proxy `+up.Addr, withTLS())
 	for _, proto := range []string{"h2", "h3"} {
 		t.Run(proto, func(t *testing.T) {
 			c := tc.client(t, proto) // fails any response over another protocol

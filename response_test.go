@@ -141,6 +141,16 @@ func TestNothingWrittenStillRewritten(t *testing.T) {
 			t.Errorf("managed cookie left unsigned: %q", l)
 		}
 	}
+	// Signed, not dropped: one session line whose value decodes to the plain one, attributes
+	// kept.
+	lines := setCookies(resp, "session")
+	if len(lines) != 1 {
+		t.Fatalf("want one session Set-Cookie, got %q", resp.Header.Values("Set-Cookie"))
+	}
+	name, value, rest := splitSetCookie(lines[0])
+	if d, err := signCodec(t).Decode(name, value); err != nil || string(d.Value) != "plain" || rest != "; Path=/" {
+		t.Errorf("session line %q: want session=<plain signed>; Path=/ (decoded %q, %v)", lines[0], d.Value, err)
+	}
 }
 
 func TestHostileSetCookieTrailers(t *testing.T) {

@@ -30,6 +30,8 @@
 //	ops_test.go              metrics, placeholders, logs, privacy gates
 //	command_test.go          the caddy signed-cookies command
 //	caddyfile_test.go        Caddyfile parsing and golden adapt files
+//	helpers_unit_test.go     the pure helpers: config checks, Caddyfile readers, the composition
+//	                         walk's pieces, isHTTPS, errorStatus, placeholders, storageName
 //	browser_test.go, browser_cookies_test.go   what Chromium decides
 //	bench_test.go, allocs_test.go   benchmarks and allocation counts
 package signedcookies

@@ -145,7 +145,11 @@ func TestCandidateRingStored(t *testing.T) {
 		if err := sr.start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { sr.Destruct() })
+		t.Cleanup(func() {
+			if err := sr.Destruct(); err != nil {
+				t.Error(err)
+			}
+		})
 		if got := secretsOf(storedRing(t, stor)); !slices.Equal(got, []string{candidate}) || sr.order[0] != candidate {
 			t.Fatalf("stored %d secrets, signing with the candidate: %v; want just the candidate, which signs", len(got), sr.order[0] == candidate)
 		}
@@ -391,7 +395,10 @@ func TestKeyRingReadBounds(t *testing.T) {
 		}
 		return f
 	}
-	raw, _ := cookie.ParseSecret(testSecret)
+	raw, err := cookie.ParseSecret(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dup := ring(3)
 	dup.Secrets[2].Secret = base64.RawURLEncoding.EncodeToString(raw)
 	dup.Secrets[0].Secret = testSecret
@@ -517,11 +524,20 @@ func TestSymlinkedKeyRing(t *testing.T) {
 	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("keyring.json is no longer a symbolic link (%v)", err)
 	}
-	var f keyRingFile
-	if b, err := os.ReadFile(target); err != nil || json.Unmarshal(b, &f) != nil || len(f.Secrets) != 2 || f.Secrets[1].Secret != testSecret {
-		t.Fatalf("the link's target does not hold the rotated ring: %d secrets (%v)", len(f.Secrets), err)
+	b, err = os.ReadFile(target)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o640 {
+	var f keyRingFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatalf("the link's target: %v", err)
+	}
+	if len(f.Secrets) != 2 || f.Secrets[1].Secret != testSecret {
+		t.Fatalf("the link's target does not hold the rotated ring: %d secrets", len(f.Secrets))
+	}
+	if fi, err := os.Stat(target); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o640 {
 		t.Errorf("the target's permissions changed to %v", fi.Mode().Perm())
 	}
 

@@ -227,7 +227,11 @@ func startCaddy(t testing.TB, site string, opts ...caddyOpt) caddyInstance {
 		cfg = adapt(t, ci.Caddyfile)
 	}
 	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("loading config: %v\n%s%s", err, ci.Caddyfile, cfgIfJSON(ci, cfg))
+		shown := ci.Caddyfile
+		if shown == "" {
+			shown = string(cfg)
+		}
+		t.Fatalf("loading config: %v\n%s", err, shown)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
 	if ci.Port != 0 {
@@ -380,13 +384,6 @@ func (s *caddySetup) jsonConfig(t testing.TB, ci caddyInstance) []byte {
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-func cfgIfJSON(ci caddyInstance, cfg []byte) string {
-	if ci.Caddyfile != "" {
-		return ""
-	}
-	return string(cfg)
 }
 
 // adapt turns a Caddyfile into JSON, failing the test on errors or warnings.

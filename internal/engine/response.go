@@ -387,21 +387,42 @@ type directiveRewrite struct {
 	enough, drop []string
 }
 
+//
+// Only a bare directive is enough: private="Set-Cookie" (RFC 9111 §5.2.2.7) lets a shared cache
+// store the rest of the response, so it gives way to a bare private. Quoted values may hold
+// commas.
 func (dr directiveRewrite) apply(hdr http.Header, field string) {
 	var kept []string
 	for _, v := range hdr[field] {
-		for d := range strings.SplitSeq(v, ",") {
-			d = strings.TrimSpace(d)
-			name, _, _ := strings.Cut(d, "=")
+		for _, d := range splitDirectives(v) {
+			name, value, qualified := strings.Cut(d, "=")
 			name = strings.ToLower(strings.TrimSpace(name))
-			if slices.Contains(dr.enough, name) {
+			if slices.Contains(dr.enough, name) && !qualified {
 				return
 			}
-			if name == "" || slices.Contains(dr.drop, name) {
+			if name == "" || slices.Contains(dr.drop, name) || name == dr.add && value != "" {
 				continue
 			}
 			kept = append(kept, d)
 		}
 	}
 	hdr[field] = []string{strings.Join(append(kept, dr.add), ", ")}
+}
+
+// splitDirectives splits a comma-separated directive list, keeping quoted commas.
+func splitDirectives(v string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i <= len(v); i++ {
+		switch {
+		case i < len(v) && v[i] == '"':
+			quoted = !quoted
+		case i == len(v) || v[i] == ',' && !quoted:
+			if d := strings.TrimSpace(v[start:i]); d != "" {
+				out = append(out, d)
+			}
+			start = i + 1
+		}
+	}
+	return out
 }

@@ -24,6 +24,8 @@ func TestEnsurePrivate(t *testing.T) {
 			http.Header{"Cache-Control": {"max-age=60, Private"}}},
 		{"no-store already, on another line", http.Header{"Cache-Control": {"public, max-age=60", "no-store"}},
 			http.Header{"Cache-Control": {"public, max-age=60", "no-store"}}},
+		{"qualified private lets the rest be stored: a bare one replaces it", http.Header{"Cache-Control": {`public, private="X-Foo, X-Bar", max-age=60`}},
+			http.Header{"Cache-Control": {"max-age=60, private"}}},
 		{"other directives kept as written", http.Header{"Cache-Control": {`no-cache="Set-Cookie", max-age=0, stale-if-error=60`}},
 			http.Header{"Cache-Control": {`no-cache="Set-Cookie", max-age=0, stale-if-error=60, private`}}},
 		{"RFC 9213 targeted fields", http.Header{

@@ -387,7 +387,6 @@ type directiveRewrite struct {
 	enough, drop []string
 }
 
-//
 // Only a bare directive is enough: private="Set-Cookie" (RFC 9111 §5.2.2.7) lets a shared cache
 // store the rest of the response, so it gives way to a bare private. Quoted values may hold
 // commas.

@@ -80,7 +80,8 @@ func TestDirectiveRewrite(t *testing.T) {
 		{"absent: add alone", nil, []string{"x"}},
 		{"drop by name, with or without a value", []string{"A=1, keep=2, b , c"}, []string{"keep=2, c, x"}},
 		{"a name that starts like a dropped one stays", []string{"ab, a-b=1"}, []string{"ab, a-b=1, x"}},
-		{"enough: unchanged, even after drops", []string{"a, keep", "Y=1"}, []string{"a, keep", "Y=1"}},
+		{"enough: unchanged, even after drops", []string{"a, keep", "Y"}, []string{"a, keep", "Y"}},
+		{"a qualified one is not enough", []string{`a, keep, y="p, q"`}, []string{`keep, y="p, q", x`}},
 		{"empty directives go", []string{" , ,keep,"}, []string{"keep, x"}},
 	} {
 		h := http.Header{}

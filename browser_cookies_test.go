@@ -1,6 +1,7 @@
 // The cookie blocks where only a browser decides: whether Chromium stores a __Host- cookie
 // with the attributes the module gave it, sends the chunks of a split value back, and which
 // of two same-named cookies a page's script can make it send.
+
 package signedcookies
 
 import (

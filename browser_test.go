@@ -2,6 +2,7 @@
 // (internal/cdp), against a real Caddy. What a cookie-jar client cannot show: persistence in
 // a browser profile, Secure/SameSite/Partitioned as the browser stores them, and what the
 // page's JavaScript reads and writes.
+
 package signedcookies
 
 import (

@@ -2,6 +2,7 @@
 // removed, Domain and Path rewritten (nginx's proxy_cookie_*), transparent __Host-/__Secure-
 // prefixes, values split over several cookies, cookies held back until consent, the Flask
 // legacy app behind all of it, and sticky load balancing on the visitor ID.
+
 package signedcookies
 
 import (

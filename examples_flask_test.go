@@ -1,5 +1,6 @@
 // examples/flask as a user runs it: its Caddyfile (only its ports replaced) in a Caddy
 // process, in front of its app.py, both reading FLASK_SECRET_KEY.
+
 package signedcookies
 
 import (

@@ -3,6 +3,7 @@
 // sessions signed by Flask itself (its signing serializer in a subprocess, and a running
 // Flask app's login) verified at the edge, their keys exposed to a second upstream; values
 // the module signs read by itsdangerous, and values itsdangerous signs read by the module.
+
 package signedcookies
 
 import (

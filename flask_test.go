@@ -1,5 +1,6 @@
 // The module in front of a real legacy app: the Flask app in examples/flask, run as its own
 // process with the system Python, reached through a real Caddy by a cookie-jar client.
+
 package signedcookies
 
 import (

@@ -1,5 +1,6 @@
 // Cookies in the tests: the codecs of the test secret, reading and checking Set-Cookie lines
 // and the Cookie header an upstream received, and the sites and apps many tests share.
+
 package signedcookies
 
 import (

@@ -1,5 +1,6 @@
 // The Flask app of examples/flask, run as its own process with the system Python, and
 // Python's itsdangerous and Flask serializers as an oracle in a subprocess.
+
 package signedcookies
 
 import (

@@ -1,5 +1,6 @@
 // Clients of the tests: cookie-jar clients, requests written by hand, and clients that speak
 // one protocol (HTTP/1.1, over TLS or not, HTTP/2, HTTP/3) to a Caddy started withTLS.
+
 package signedcookies
 
 import (

@@ -1,5 +1,6 @@
 // The storage key ring as a file in a file_system storage directory, read and written as
 // another instance or an operator would, for the key ring, key and process tests.
+
 package signedcookies
 
 import (

@@ -34,6 +34,7 @@
 //	                         walk's pieces, isHTTPS, errorStatus, placeholders, storageName
 //	browser_test.go, browser_cookies_test.go   what Chromium decides
 //	bench_test.go, allocs_test.go   benchmarks and allocation counts
+
 package signedcookies
 
 import (

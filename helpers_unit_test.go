@@ -1,6 +1,7 @@
 // The pure helpers of the root package, on their own: the config checks (config.go), the
 // Caddyfile readers (caddyfile.go), the composition walk's pieces (compose.go), isHTTPS,
 // errorStatus, the placeholder provider and storageName. No Caddy is started.
+
 package signedcookies
 
 import (

@@ -2,6 +2,7 @@
 // storage directory: sharers with different re-read intervals, a ring deleted under running
 // instances, a ring replaced by a damaged or oversized one. Each test gives every Caddy its
 // own ports and the test its own storage, and waits for conditions, not for time.
+
 package signedcookies
 
 import (

@@ -2,6 +2,7 @@
 // with managed cookies verified and decoded, unmanaged ones verbatim, forged, look-alike and
 // smuggled ones removed, too many pairs refused (431); the visitor ID header only as the
 // module set it, whatever the client sends or names in Connection; on_invalid reject.
+
 package signedcookies
 
 import (

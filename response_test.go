@@ -2,6 +2,7 @@
 // signed or encrypted once with their attributes byte for byte, unmanaged ones untouched,
 // deletions kept, too long values and the tracking name dropped, Set-Cookie trailers removed,
 // clearing lines, and Cache-Control private on a response that sets a visitor's cookie.
+
 package signedcookies
 
 import (

@@ -3,6 +3,7 @@
 // upgraded in the browser when their attributes are given), track adopt_nginx with the cookie
 // of a real nginx 1.22 userid module, id_format nginx, unwrap, the Flask legacy app, and the
 // config errors of these settings.
+
 package signedcookies
 
 import (

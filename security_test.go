@@ -3,6 +3,7 @@
 // smuggle a second cookie, a signature expires with the upstream's cookie, weak secrets are
 // refused, and a flood of bad requests cannot flood the log. SECURITY.md links each guarantee
 // to the test that holds it.
+
 package signedcookies
 
 import (

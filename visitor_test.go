@@ -1,6 +1,7 @@
 // The visitor cookie through a real Caddy: issued to a new visitor and seen by the upstream
 // (header and Cookie), kept on return, replaced when tampered with, its attributes (Secure
 // on HTTPS or behind a trusted proxy, __Host-/__Secure- names, SameSite=None, Partitioned).
+
 package signedcookies
 
 import (

@@ -1,7 +1,8 @@
-// The response-writer capability matrix through a real Caddy (issue 4): however the headers
+// The response-writer capability matrix through a real Caddy: however the headers
 // leave (WriteHeader, Write, ReadFrom, Flush, http.ResponseController, 1xx, 101 + hijack,
 // streaming, an error before any write) and over HTTP/1.1, HTTPS, HTTP/2 and HTTP/3, managed
 // cookies leave signed exactly once and never plain.
+
 package signedcookies
 
 import (

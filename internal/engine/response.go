@@ -391,37 +391,53 @@ type directiveRewrite struct {
 // store the rest of the response, so it gives way to a bare private. Quoted values may hold
 // commas.
 func (dr directiveRewrite) apply(hdr http.Header, field string) {
-	var kept []string
+	var kept strings.Builder
 	for _, v := range hdr[field] {
-		for _, d := range splitDirectives(v) {
+		for rest := v; rest != ""; {
+			var d string
+			d, rest = cutDirective(rest)
 			name, value, qualified := strings.Cut(d, "=")
-			name = strings.ToLower(strings.TrimSpace(name))
-			if slices.Contains(dr.enough, name) && !qualified {
+			name = strings.TrimSpace(name)
+			if containsFold(dr.enough, name) && !qualified {
 				return
 			}
-			if name == "" || slices.Contains(dr.drop, name) || name == dr.add && value != "" {
+			if name == "" || containsFold(dr.drop, name) || strings.EqualFold(name, dr.add) && value != "" {
 				continue
 			}
-			kept = append(kept, d)
+			kept.WriteString(d)
+			kept.WriteString(", ")
 		}
 	}
-	hdr[field] = []string{strings.Join(append(kept, dr.add), ", ")}
+	if kept.Len() == 0 {
+		hdr[field] = []string{dr.add}
+		return
+	}
+	kept.WriteString(dr.add)
+	hdr[field] = []string{kept.String()}
 }
 
-// splitDirectives splits a comma-separated directive list, keeping quoted commas.
-func splitDirectives(v string) []string {
-	var out []string
-	start, quoted := 0, false
-	for i := 0; i <= len(v); i++ {
+func containsFold(names []string, name string) bool {
+	return slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) })
+}
+
+// cutDirective returns the first directive of a comma-separated list, trimmed, and the rest
+// after its comma. A comma in a quoted string (with its backslash escapes) belongs to the directive's value; a quote
+// left open makes the rest of the field one directive, returned as "" so that it is dropped:
+// a directive added after it would be read as part of its value.
+func cutDirective(v string) (d, rest string) {
+	quoted := false
+	for i := 0; i < len(v); i++ {
 		switch {
-		case i < len(v) && v[i] == '"':
+		case v[i] == '\\' && quoted:
+			i++ // a quoted pair
+		case v[i] == '"':
 			quoted = !quoted
-		case i == len(v) || v[i] == ',' && !quoted:
-			if d := strings.TrimSpace(v[start:i]); d != "" {
-				out = append(out, d)
-			}
-			start = i + 1
+		case v[i] == ',' && !quoted:
+			return strings.TrimSpace(v[:i]), v[i+1:]
 		}
 	}
-	return out
+	if quoted {
+		return "", ""
+	}
+	return strings.TrimSpace(v), ""
 }

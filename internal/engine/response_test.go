@@ -83,6 +83,9 @@ func TestDirectiveRewrite(t *testing.T) {
 		{"enough: unchanged, even after drops", []string{"a, keep", "Y"}, []string{"a, keep", "Y"}},
 		{"a qualified one is not enough", []string{`a, keep, y="p, q"`}, []string{`keep, y="p, q", x`}},
 		{"empty directives go", []string{" , ,keep,"}, []string{"keep, x"}},
+		{"a qualified add gives way to the bare one", []string{`X="p, q", keep`}, []string{"keep, x"}},
+		{"an escaped quote stays quoted", []string{`z="p\", a", b`}, []string{`z="p\", a", x`}},
+		{"an open quote: the rest goes", []string{`keep, z="p, a`, "c"}, []string{"keep, c, x"}},
 	} {
 		h := http.Header{}
 		if tc.in != nil {

@@ -126,33 +126,47 @@ func TestPlaceholdersAndAccessLog(t *testing.T) {
 	}
 }
 
-// Logs name the cookie and the reason, never the value; Provision says which keys are used.
+// Logs name the cookie and the reason, never the value, whether the cookie is dropped or the
+// request rejected; Provision says which keys are used.
 func TestLogsNeverCarryValues(t *testing.T) {
 	up := startUpstream(t, nil)
-	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	ci := startCaddy(t, `
+	signed, _ := cookie.NewCodec(mustRing(t, otherSecret), cookie.Options{}).Encode("session", []byte("topsecretvalue"))
+	for _, tc := range []struct {
+		onInvalid string
+		status    int
+		msg       string
+	}{
+		{"drop", http.StatusOK, "invalid cookie dropped"},
+		{"reject", http.StatusBadRequest, "invalid cookie: request rejected"},
+	} {
+		logFile := filepath.Join(t.TempDir(), "caddy.log")
+		ci := startCaddy(t, `
 	signed_cookies {
 		secret `+testSecret+`
 		sign session
+		on_invalid `+tc.onInvalid+`
 	}
 	reverse_proxy `+up.Addr, withGlobals(fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile)))
-	signed, _ := cookie.NewCodec(mustRing(t, otherSecret), cookie.Options{}).Encode("session", []byte("topsecretvalue"))
-	get(t, http.DefaultClient, ci.URL+"/", "Cookie", "session="+signed)
-	_ = caddy.Stop()
-	b, err := os.ReadFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := string(b)
-	if !strings.Contains(log, `"msg":"invalid cookie dropped","cookie":"session","reason":"bad_mac"`) {
-		t.Errorf("no warning naming the cookie and reason:\n%s", log)
-	}
-	if !strings.Contains(log, `"msg":"signing keys from configured secrets","secrets":1`) {
-		t.Errorf("no Provision line on the key source:\n%s", log)
-	}
-	for _, secret := range []string{signed, "topsecretvalue", testSecret, otherSecret} {
-		if strings.Contains(log, secret) {
-			t.Errorf("log contains a value or key: %q", secret)
+		resp, _ := get(t, http.DefaultClient, ci.URL+"/", "Cookie", "session="+signed)
+		if resp.StatusCode != tc.status {
+			t.Errorf("on_invalid %s: status %d, want %d", tc.onInvalid, resp.StatusCode, tc.status)
+		}
+		_ = caddy.Stop()
+		b, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := string(b)
+		if !strings.Contains(log, `"msg":"`+tc.msg+`","cookie":"session","reason":"bad_mac"`) {
+			t.Errorf("on_invalid %s: no %q line naming the cookie and reason:\n%s", tc.onInvalid, tc.msg, log)
+		}
+		if !strings.Contains(log, `"msg":"signing keys from configured secrets","secrets":1`) {
+			t.Errorf("on_invalid %s: no Provision line on the key source:\n%s", tc.onInvalid, log)
+		}
+		for _, secret := range []string{signed, "topsecretvalue", testSecret, otherSecret} {
+			if strings.Contains(log, secret) {
+				t.Errorf("on_invalid %s: log contains a value or key: %q", tc.onInvalid, secret)
+			}
 		}
 	}
 }

@@ -13,18 +13,15 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
 )
 
 // ruleSite is a site with the test secret and the given signed_cookies lines, in front of
@@ -182,11 +179,14 @@ func TestCookieRuleAgreesWithNginx(t *testing.T) {
 		"theme=; Path=/app; Domain=.example.com; Max-Age=0",
 	}
 	up := startUpstream(t, scriptedApp(map[string][]string{"/": lines}))
-	nginx := startNginxProxy(t, up.Addr, `
+	nginx := nginxtest.Start(t, `
+		location / {
+			proxy_pass http://`+up.Addr+`;
 			proxy_cookie_domain example.com shop.test;
 			proxy_cookie_path /app /shop;
 			proxy_cookie_flags session nohttponly samesite=lax;
-			proxy_cookie_flags ~ secure httponly samesite=strict;`)
+			proxy_cookie_flags ~ secure httponly samesite=strict;
+		}`)
 	// In nginx the three directives apply independently; a cookie's block holds all it
 	// does, and the most specific block applies alone, so session's repeats the rewrites.
 	ci := startCaddy(t, ruleSite(up.Addr, `
@@ -222,72 +222,6 @@ func TestCookieRuleAgreesWithNginx(t *testing.T) {
 	if len(fromNginx) != len(lines) || !slices.Equal(fromNginx, fromCaddy) {
 		t.Errorf("the same app through nginx and through Caddy:\nnginx: %q\ncaddy: %q", fromNginx, fromCaddy)
 	}
-}
-
-// startNginxProxy runs the real nginx (Debian's 1.22) in the foreground on a free loopback
-// port, every path it writes inside a temporary directory, proxying / to upAddr with the
-// given directives. It returns the base URL.
-func startNginxProxy(t *testing.T, upAddr, directives string) string {
-	t.Helper()
-	const bin = "/usr/sbin/nginx"
-	if _, err := os.Stat(bin); err != nil {
-		missingTool(t, bin)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/client_body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s;
-		location / {
-			proxy_pass http://%[3]s;
-%[4]s
-		}
-	}
-}
-`, dir, addr, upAddr, directives)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Logf("nginx output and error log:\n%s%s", out.String(), b)
-		}
-	})
-	select {
-	case <-exited:
-		t.Fatalf("nginx exited:\n%s", out.String())
-	default:
-	}
-	waitListening(t, addr)
-	return "http://" + addr
 }
 
 // Where several blocks match a name, one applies (they do not merge): a literal name before

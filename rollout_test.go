@@ -12,19 +12,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
 )
 
@@ -490,91 +488,16 @@ func TestRolloutDeadlinePastAtLoad(t *testing.T) {
 	}
 }
 
-// rolloutNginx runs the real nginx (Debian's 1.22) in the foreground on a free loopback port,
-// every path it writes inside a temporary directory (/etc/nginx is never read), with userid
-// on; / answers "$uid_got|$uid_set". It returns the base URL.
-func rolloutNginx(t *testing.T) string {
-	t.Helper()
-	const bin = "/usr/sbin/nginx"
-	if _, err := os.Stat(bin); err != nil {
-		missingTool(t, bin)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/client_body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s;
-		userid on;
-		userid_name uid;
-		userid_expires 365d;
-		default_type text/plain;
-		location / { add_header X-Uid-Set $uid_set; return 200 "$uid_got|$uid_set"; }
-	}
-}
-`, dir, addr)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	errLog := filepath.Join(dir, "error.log")
-	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", errLog, "-g", "daemon off;")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	showLog := func() string {
-		b, _ := os.ReadFile(errLog)
-		return out.String() + string(b)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown; no worker with master_process off
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("nginx output and error log:\n%s", showLog())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		select {
-		case <-exited:
-			t.Fatalf("nginx exited before listening:\n%s", showLog())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx is not listening on %s:\n%s", addr, showLog())
-		}
-	}
-}
-
 // 3. adopt_nginx with a real nginx 1.22 userid cookie: the visitor keeps nginx's 128-bit ID
 // (as a UUID of the 16 bytes in order, or with id_format nginx exactly as nginx prints it),
 // gets a signed visitor cookie for it, and loses nginx's cookie.
 func TestRolloutNginxUserid(t *testing.T) {
-	base := rolloutNginx(t)
+	base := nginxtest.Start(t, `
+		userid on;
+		userid_name uid;
+		userid_expires 365d;
+		default_type text/plain;
+		location / { add_header X-Uid-Set $uid_set; return 200 "$uid_got|$uid_set"; }`)
 	resp, body := get(t, rolloutRaw, base+"/")
 	var uidValue string
 	for _, c := range resp.Cookies() {

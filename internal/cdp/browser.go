@@ -255,7 +255,7 @@ func (t *Tab) Navigate(ctx context.Context, url string) error {
 		return err
 	}
 	if r.ErrorText != "" {
-		return fmt.Errorf("Page.navigate: %s", r.ErrorText)
+		return fmt.Errorf("navigating (Page.navigate): %s", r.ErrorText)
 	}
 	if r.LoaderID == "" {
 		return nil // a navigation within the document: no new load
@@ -295,11 +295,11 @@ func (t *Tab) Evaluate(ctx context.Context, expression string, result any) error
 		if e := r.ExceptionDetails.Exception; e != nil && e.Description != "" {
 			msg = e.Description
 		}
-		return fmt.Errorf("Runtime.evaluate: %s", msg)
+		return fmt.Errorf("evaluating (Runtime.evaluate): %s", msg)
 	case result == nil:
 		return nil
 	case r.Result.Value == nil:
-		return fmt.Errorf("Runtime.evaluate: the result is %s %s, which has no JSON value", r.Result.Type, r.Result.Description)
+		return fmt.Errorf("evaluating (Runtime.evaluate): the result is %s %s, which has no JSON value", r.Result.Type, r.Result.Description)
 	}
 	return json.Unmarshal(r.Result.Value, result)
 }

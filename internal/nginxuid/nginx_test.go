@@ -2,118 +2,18 @@ package nginxuid
 
 import (
 	"crypto/rand"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
 	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
 )
 
-const nginxBin = "/usr/sbin/nginx"
-
-// missingTool skips the test locally and fails it in CI (listed at the end of the run).
-func missingTool(t testing.TB, what string) {
-	t.Helper()
-	testskip.Missing(t, what)
-}
-
 func TestMain(m *testing.M) { os.Exit(testskip.Main(m)) }
-
-// startNginx runs nginx in the foreground on a free loopback port, with every
-// path it writes inside a temporary directory, and returns its base URL.
-// Each location answers "$uid_got|$uid_set".
-func startNginx(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(nginxBin); err != nil {
-		missingTool(t, nginxBin)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/client_body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s;
-		userid on;
-		userid_name uid;
-		userid_expires 365d;
-		default_type text/plain;
-		location / { return 200 "$uid_got|$uid_set"; }
-		location /mark { userid_mark x; return 200 "$uid_got|$uid_set"; }
-	}
-}
-`, dir, addr)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	errLog := filepath.Join(dir, "error.log")
-	// -e: nginx opens its built-in error log before it reads the config.
-	cmd := exec.Command(nginxBin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", errLog, "-g", "daemon off;")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	showLog := func() string {
-		b, _ := os.ReadFile(errLog)
-		return out.String() + string(b)
-	}
-	t.Cleanup(func() {
-		// SIGTERM is nginx's fast shutdown; master_process off means there
-		// is no worker to leave behind.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("nginx output and error log:\n%s", showLog())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		select {
-		case <-exited:
-			t.Fatalf("nginx exited before listening:\n%s", showLog())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx is not listening on %s:\n%s", addr, showLog())
-		}
-	}
-}
 
 // uidVars requests url, with "Cookie: uid=<cookie>" when withCookie, and returns nginx's $uid_got and $uid_set and the uid cookie it set.
 func uidVars(t *testing.T, url, cookie string, withCookie bool) (got, set, setCookie string) {
@@ -148,7 +48,13 @@ func uidVars(t *testing.T, url, cookie string, withCookie bool) (got, set, setCo
 }
 
 func TestAgainstNginx(t *testing.T) {
-	base := startNginx(t)
+	base := nginxtest.Start(t, `
+		userid on;
+		userid_name uid;
+		userid_expires 365d;
+		default_type text/plain;
+		location / { return 200 "$uid_got|$uid_set"; }
+		location /mark { userid_mark x; return 200 "$uid_got|$uid_set"; }`)
 
 	// A fresh cookie: nginx prints the new ID in $uid_set, with the prefix.
 	got, set, cookie := uidVars(t, base+"/", "", false)

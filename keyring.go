@@ -131,6 +131,7 @@ type sharedRing struct {
 type onDemand struct {
 	mu      sync.Mutex
 	last    time.Time // when the last read started
+	reads   int       // how many have started
 	pending *readFlight
 }
 
@@ -274,6 +275,7 @@ func (sr *sharedRing) readOnDemand() bool {
 	od.mu.Lock()
 	od.pending = nil // requests from now on wait for the next read
 	od.last = time.Now()
+	od.reads++
 	od.mu.Unlock()
 	f.ok = sr.adopt()
 	return f.ok

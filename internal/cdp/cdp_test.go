@@ -172,12 +172,8 @@ func TestCallDeadlineAndClose(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	if err := f.conn.Call(ctx, "", "Browser.close", nil, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("unanswered call: %v, want the deadline", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("unanswered call returned after %v", d)
 	}
 	<-hang
 	// A late answer to the abandoned call is dropped.

@@ -5,13 +5,11 @@
 package nginxtest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -62,16 +60,21 @@ http {
 	errLog := filepath.Join(dir, "error.log")
 	// -e: nginx opens its built-in error log before it reads the config.
 	cmd := exec.Command(Bin, "-p", dir, "-c", confPath, "-e", errLog, "-g", "daemon off;")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out, err := os.Create(filepath.Join(dir, "output.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close() // nginx has its own copy
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting nginx: %v", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	showLog := func() string {
-		b, _ := os.ReadFile(errLog)
-		return out.String() + string(b)
+		o, _ := os.ReadFile(out.Name())
+		e, _ := os.ReadFile(errLog)
+		return string(o) + string(e)
 	}
 	t.Cleanup(func() {
 		// SIGTERM is nginx's fast shutdown; with master_process off there is no worker to
@@ -103,22 +106,4 @@ http {
 			t.Fatalf("nginx is not listening on %s:\n%s", addr, showLog())
 		}
 	}
-}
-
-// lockedBuffer collects nginx's output, written by the exec package's copying goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

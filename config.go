@@ -172,8 +172,8 @@ func (h *Handler) checkCookieRule(c *CookieRule) error {
 			return err
 		}
 	}
-	if c.SplitCookies != 0 && (!c.Split || c.SplitCookies < 2 || c.SplitCookies > 8) {
-		return fmt.Errorf("split: %d cookies: want 2 to 8, with split", c.SplitCookies)
+	if c.SplitCookies != 0 && (!c.Split || c.SplitCookies < 2 || c.SplitCookies > engine.MaxSplitCookies) {
+		return fmt.Errorf("split: %d cookies: want 2 to %d, with split", c.SplitCookies, engine.MaxSplitCookies)
 	}
 	removesSecure := c.Secure != nil && !*c.Secure
 	if strings.EqualFold(c.SameSite, "none") && removesSecure {

@@ -580,9 +580,9 @@ func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engin
 	return v, nil
 }
 
-// splitMaxLength is the longest encoded value a split carries (8 cookies of 4 KB, less their
-// names).
-const splitMaxLength = 8 * 4000
+// splitMaxLength is the longest encoded value a split carries (its most cookies, of 4 KB
+// less their names).
+const splitMaxLength = engine.MaxSplitCookies * 4000
 
 // engineRule is the engine's view of a cookie rule.
 func (c CookieRule) engineRule() engine.CookieRule {

@@ -30,7 +30,7 @@ type CookieRule struct {
 	// cookie of the unprefixed name is dropped.
 	Prefix string
 	// Split carries an encoded value too long for one cookie in up to SplitCookies cookies
-	// (name, name__1, …; at most maxChunks); managed cookies only.
+	// (name, name__1, …; at most MaxSplitCookies); managed cookies only.
 	Split        bool
 	SplitCookies int
 	// NeedsConsent holds the cookie back (Set-Cookie dropped, values not forwarded) unless
@@ -41,12 +41,12 @@ type CookieRule struct {
 // Rewrite is a From → To rewrite of an attribute.
 type Rewrite struct{ From, To string }
 
-// maxChunks bounds the cookies one split value takes; defaultChunks is what a split takes
-// unless told otherwise: three 4 KB cookies keep a request within Caddy's default 16 KB of
-// headers (and what browsers send over HTTP/2) with room for the others.
+// MaxSplitCookies bounds the cookies one split value takes (SplitCookies); defaultChunks is
+// what a split takes unless told otherwise: three 4 KB cookies keep a request within Caddy's
+// default 16 KB of headers (and what browsers send over HTTP/2) with room for the others.
 const (
-	maxChunks     = 8
-	defaultChunks = 3
+	MaxSplitCookies = 8
+	defaultChunks   = 3
 )
 
 // block is a compiled CookieRule.
@@ -81,7 +81,7 @@ func newBlocks(rules []CookieRule) *blocks {
 	bs := &blocks{literal: map[string]*block{}}
 	for i, r := range rules {
 		b := &block{CookieRule: r, order: i}
-		if b.Split && (b.SplitCookies < 2 || b.SplitCookies > maxChunks) {
+		if b.Split && (b.SplitCookies < 2 || b.SplitCookies > MaxSplitCookies) {
 			b.SplitCookies = defaultChunks
 		}
 		bs.prefixed = bs.prefixed || r.Prefix != ""
@@ -162,7 +162,7 @@ func (bs *blocks) chunkOf(name string) (base string, index int, ok bool) {
 		return "", 0, false
 	}
 	i := int(name[len(name)-1] - '0')
-	if i < 1 || i >= maxChunks {
+	if i < 1 || i >= MaxSplitCookies {
 		return "", 0, false
 	}
 	base = name[:len(name)-3]
@@ -315,7 +315,7 @@ func splitValue(name string, encoded []byte) [][]byte {
 
 // parseSplitHead reports whether a value is the head of a split value, and of how many chunks.
 func parseSplitHead(value string) (int, string, bool) {
-	if len(value) < 2 || value[1] != '*' || value[0] < '2' || value[0] > '0'+maxChunks {
+	if len(value) < 2 || value[1] != '*' || value[0] < '2' || value[0] > '0'+MaxSplitCookies {
 		return 0, "", false
 	}
 	return int(value[0] - '0'), value[2:], true

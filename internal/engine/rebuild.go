@@ -186,7 +186,7 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (n
 	var blk *block
 	if p.blocks != nil {
 		if base, i, ok := p.blocks.chunkOf(name); ok {
-			if len(res.chunks) >= maxKept*maxChunks {
+			if len(res.chunks) >= maxKept*MaxSplitCookies {
 				res.drop(name, -1, OverBudget)
 			} else {
 				res.chunks = append(res.chunks, chunk{app: base, index: i, value: value})

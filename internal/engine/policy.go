@@ -238,12 +238,14 @@ func New(c Config) *Policy {
 	}
 	// An unsigned cookie the browser holds with a prefix has only the prefix to guard it: its
 	// name joins the rules, so that look-alikes of it are dropped as for a managed one.
+	managed, plain := newJar(rules), map[string]bool{}
 	for _, cr := range c.Cookies {
 		if cr.Prefix == "" {
 			continue
 		}
 		for _, n := range cr.Names {
-			if !newJar(rules).covers(n) {
+			if !plain[n] && !managed.covers(n) {
+				plain[n] = true
 				rules = append(rules, rule{pattern: n, kind: kindPlain, identity: "plain|" + cr.Prefix})
 			}
 		}

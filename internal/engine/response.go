@@ -188,7 +188,7 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 		out = ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil)))
 		if deletion && blk.Split {
 			for i := 1; i < blk.SplitCookies; i++ { // whatever the browser holds of a split value
-				out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, !alreadyDeletes(sc)))
+				out = ps.sealed(out, ps.chunkLine(blk, sc, i, nil, !deletesByAttributes(sc)))
 			}
 		}
 		return out, true
@@ -260,9 +260,10 @@ func (ps *Pass) chunkLine(blk *block, sc setCookie, i int, value []byte, deletio
 	return string(b)
 }
 
-// alreadyDeletes reports whether a deletion line says so by its Max-Age or Expires (an empty
-// value deletes too, but a chunk's line needs Max-Age=0 for that).
-func alreadyDeletes(sc setCookie) bool {
+// deletesByAttributes reports whether a deletion line deletes by its Max-Age or Expires,
+// which each chunk's line copies. A line that deletes by its empty value alone does not, and
+// its chunks' lines need a Max-Age=0 of their own.
+func deletesByAttributes(sc setCookie) bool {
 	return sc.value != "" && sc.value != `""`
 }
 
@@ -421,9 +422,9 @@ func containsFold(names []string, name string) bool {
 }
 
 // cutDirective returns the first directive of a comma-separated list, trimmed, and the rest
-// after its comma. A comma in a quoted string (with its backslash escapes) belongs to the directive's value; a quote
-// left open makes the rest of the field one directive, returned as "" so that it is dropped:
-// a directive added after it would be read as part of its value.
+// after its comma. A comma in a quoted string (with its backslash escapes) belongs to the
+// directive's value; a quote left open makes the rest of the field one directive, returned as
+// "" so that it is dropped: a directive added after it would be read as part of its value.
 func cutDirective(v string) (d, rest string) {
 	quoted := false
 	for i := 0; i < len(v); i++ {

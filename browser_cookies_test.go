@@ -18,9 +18,7 @@ import (
 // and shows the Cookie header it received.
 func rulePage(routes map[string][]string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		for _, l := range routes[r.URL.Path] {
-			w.Header().Add("Set-Cookie", l)
-		}
+		scriptedApp(routes)(w, r)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><title>page</title><link rel="icon" href="data:,">
 <p>Cookie: <span id="seen">%s</span></p>

@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,21 +22,6 @@ import (
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
 )
-
-// ruleSite is a site with the test secret and the given signed_cookies lines, in front of
-// upAddr.
-func ruleSite(upAddr, lines string) string {
-	return "\tsigned_cookies {\n\t\tsecret " + testSecret + "\n" + lines + "\n\t}\n\treverse_proxy " + upAddr
-}
-
-// scriptedApp sets, on each path, the Set-Cookie lines given for it, in that order.
-func scriptedApp(routes map[string][]string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		for _, l := range routes[r.URL.Path] {
-			w.Header().Add("Set-Cookie", l)
-		}
-	}
-}
 
 // httpsClient is newClient for startCaddyHTTPS sites. Caddy's internal CA lives in the
 // test's temporary storage and is trusted nowhere, so the client skips verification.
@@ -447,33 +431,6 @@ func TestCookieRuleConfigErrors(t *testing.T) {
 			t.Errorf("JSON %s: Provision error %v, want one naming __Host-", js, err)
 		}
 	}
-}
-
-// randomText is n bytes of letters and digits, the same for the same seed.
-func randomText(n int, seed uint64) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	rng := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = alphabet[rng.IntN(len(alphabet))]
-	}
-	return string(b)
-}
-
-// plainForChunks is the length of a plain value whose signed form, for a cookie the browser
-// holds as browser, takes k cookies (k = 8: the longest value a split carries).
-func plainForChunks(t testing.TB, browser string, k int) int {
-	t.Helper()
-	codec := signCodec(t)
-	size := 4096 - len(browser) - 5 // what one chunk holds
-	n := 0
-	for codec.EncodedLen(n+1) <= min(k*size, splitMaxLength) {
-		n++
-	}
-	if got := (codec.EncodedLen(n) + size - 1) / size; got != k {
-		t.Fatalf("%d bytes take %d chunks, want %d", n, got, k)
-	}
-	return n
 }
 
 // splitPairs returns the name=value pairs the response sets for name and its chunks (not

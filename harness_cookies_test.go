@@ -5,6 +5,7 @@ package signedcookies
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strings"
@@ -198,4 +199,46 @@ func visitorIDOf(t testing.TB, c *http.Client, rawURL, name string) string {
 		t.Fatalf("client's %s cookie %q does not verify: %v", name, v, err)
 	}
 	return cookie.UUIDString(d.Value)
+}
+
+// ruleSite is a site with the test secret and the given signed_cookies lines, in front of
+// upAddr.
+func ruleSite(upAddr, lines string) string {
+	return "\tsigned_cookies {\n\t\tsecret " + testSecret + "\n" + lines + "\n\t}\n\treverse_proxy " + upAddr
+}
+
+// scriptedApp sets, on each path, the Set-Cookie lines given for it, in that order.
+func scriptedApp(routes map[string][]string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, l := range routes[r.URL.Path] {
+			w.Header().Add("Set-Cookie", l)
+		}
+	}
+}
+
+// randomText is n bytes of letters and digits, the same for the same seed.
+func randomText(n int, seed uint64) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return string(b)
+}
+
+// plainForChunks is the length of a plain value whose signed form, for a cookie the browser
+// holds as browser, takes k cookies (k = 8: the longest value a split carries).
+func plainForChunks(t testing.TB, browser string, k int) int {
+	t.Helper()
+	codec := signCodec(t)
+	size := 4096 - len(browser) - 5 // what one chunk holds
+	n := 0
+	for codec.EncodedLen(n+1) <= min(k*size, splitMaxLength) {
+		n++
+	}
+	if got := (codec.EncodedLen(n) + size - 1) / size; got != k {
+		t.Fatalf("%d bytes take %d chunks, want %d", n, got, k)
+	}
+	return n
 }

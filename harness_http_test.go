@@ -87,7 +87,13 @@ func rawRequest(t testing.TB, ci caddyInstance, requestLine string, headerLines 
 		b.WriteString(l + "\r\n")
 	}
 	b.WriteString("\r\n")
-	if _, err := io.WriteString(conn, b.String()); err != nil {
+	return rawExchange(t, conn, b.String())
+}
+
+// rawExchange writes raw to conn as it is, and reads the response and its body.
+func rawExchange(t testing.TB, conn net.Conn, raw string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)

@@ -7,7 +7,6 @@
 package signedcookies
 
 import (
-	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -252,16 +251,7 @@ func TestSecurityRequestTrailers(t *testing.T) {
 				b.WriteString(l + "\r\n")
 			}
 			b.WriteString("\r\n")
-			if _, err := io.WriteString(conn, b.String()); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatalf("reading response: %v", err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
+			if resp, _ := rawExchange(t, conn, b.String()); resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
 			s := secAwait(t, seen)

@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,15 +31,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
 
 // Exit statuses of the subcommands.
 const (
 	cliExitOK    = 0 // the value verifies; the listing or rotation succeeded
 	cliExitNo    = 1 // the value does not verify; no key ring yet; the rotation did not happen
-	cliExitUsage = 2 // bad arguments, a config that does not load, a cookie no handler manages
-	cliValueFlag = "show-value"
+	cliExitError = 2 // bad arguments, a config that does not load, a cookie no handler manages, a key ring that cannot be read or written
 )
+
+// cliValueFlag is the inspect flag that prints a decoded value.
+const cliValueFlag = "show-value"
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
@@ -59,14 +64,14 @@ Run 'caddy signed-cookies <subcommand> --help' for the details of each.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-				return cliExit(c, cliExitUsage, fmt.Errorf("%v (see %s --help)", err, c.CommandPath()))
+				return cliExit(c, cliExitError, fmt.Errorf("%v (see %s --help)", err, c.CommandPath()))
 			})
 			cmd.RunE = func(c *cobra.Command, args []string) error {
 				if len(args) > 0 {
-					return cliExit(c, cliExitUsage, fmt.Errorf("unknown subcommand %q: want secret, inspect or keyring", args[0]))
+					return cliExit(c, cliExitError, fmt.Errorf("unknown subcommand %q: want secret, inspect or keyring", args[0]))
 				}
 				_ = c.Usage()
-				return cliExit(c, cliExitUsage, nil)
+				return cliExit(c, cliExitError, nil)
 			}
 			cmd.AddCommand(cliSecretCommand(), cliInspectCommand(), cliKeyringCommand())
 		},
@@ -103,7 +108,7 @@ with it, after the current ones to accept cookies before they sign.
 `,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return cliExit(cmd, cliExitUsage, errors.New("secret takes no arguments"))
+				return cliExit(cmd, cliExitError, errors.New("secret takes no arguments"))
 			}
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), cookie.NewSecret())
 			return err
@@ -130,7 +135,8 @@ the storage key ring also its dates), whether the value is encrypted, and the vi
 as a UUID. The decoded value of other cookies is shown only with --` + cliValueFlag + `.
 
 Exit status: 0 when the value verifies under at least one handler, 1 when under none,
-2 for usage and config errors and for a name no handler manages.
+2 for usage and config errors, a key ring that cannot be read, and a name no handler
+manages.
 `,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := cliInspect(cmd, args)
@@ -158,14 +164,15 @@ reads storage: a ring not created yet is reported, not created.
 --rotate adds a new signing secret now, under the storage lock, as a running Caddy does when
 a rotation is due: the new secret signs after two of the slowest check intervals (so that
 every instance sharing the ring accepts its cookies first) and every current secret is kept
-until its cookies expire. It refuses while a rotated-in secret still waits to sign. Running
+until its cookies expire. It refuses while a rotated-in secret still waits to sign, and in
+file system storage a ring another user owns (run it as the user Caddy runs as). Running
 instances pick the new secret up on their next re-read.
 
 With configured secrets the ring is not used: the command says so (and how many secrets
 each handler has).
 
 Exit status: 0 on success, 1 when a ring does not exist yet or was not rotated, 2 for usage
-and config errors.
+and config errors and a ring that cannot be read or written.
 `,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := cliKeyring(cmd, args)
@@ -200,7 +207,6 @@ func (ch *cliHandler) String() string { return ch.h.describe() + " at " + ch.whe
 
 // cliStorage is a storage holding a key ring, and the handlers that use it.
 type cliStorage struct {
-	key   string
 	raw   json.RawMessage // the storage module's config; nil: Caddy's default storage
 	stor  certmagic.Storage
 	users []*cliHandler
@@ -245,8 +251,8 @@ func (c *cliConfig) close() {
 	}
 }
 
-// collect finds the signed_cookies handlers anywhere in v (routes, subroutes, error routes),
-// in the config's order.
+// collect finds the signed_cookies handlers anywhere in v (routes, subroutes, error routes):
+// arrays in their order, objects by sorted key, so that the listing is the same every run.
 func (c *cliConfig) collect(v any, where string) error {
 	switch v := v.(type) {
 	case map[string]any:
@@ -289,7 +295,7 @@ func (c *cliConfig) addHandler(obj map[string]any, where string) error {
 	}
 	ch := &cliHandler{h: h, where: where}
 	if len(h.Secrets) == 0 {
-		// keyed as useStorageRing keys its shared rings: handlers with equal storage share one
+		// handlers with equal storage config share one ring, as in a running Caddy
 		ch.storageKey = "default"
 		raw := c.storageRaw
 		if h.StorageRaw != nil {
@@ -297,7 +303,7 @@ func (c *cliConfig) addHandler(obj map[string]any, where string) error {
 		}
 		s := c.storages[ch.storageKey]
 		if s == nil {
-			s = &cliStorage{key: ch.storageKey, raw: raw}
+			s = &cliStorage{raw: raw}
 			c.storages[ch.storageKey] = s
 		}
 		s.users = append(s.users, ch)
@@ -316,14 +322,7 @@ func (c *cliConfig) storage(s *cliStorage) (certmagic.Storage, error) {
 		s.stor = caddy.DefaultStorage
 		return s.stor, nil
 	}
-	holder := &struct {
-		StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
-	}{StorageRaw: s.raw}
-	mod, err := c.ctx.LoadModule(holder, "StorageRaw")
-	if err != nil {
-		return nil, fmt.Errorf("loading storage: %v", err)
-	}
-	stor, err := mod.(caddy.StorageConverter).CertMagicStorage()
+	stor, err := loadStorage(c.ctx, &Handler{StorageRaw: s.raw})
 	if err != nil {
 		return nil, fmt.Errorf("loading storage: %v", err)
 	}
@@ -345,21 +344,16 @@ type cliCookieUse struct {
 // visitor cookie, encrypt, sign, other formats, the Flask session; the first match wins). A
 // cookie rule's transparent prefix is stripped to find the rule, as on a request.
 func (h *Handler) cliUse(browser string) (cliCookieUse, bool) {
-	app, rule := browser, (*CookieRule)(nil)
-	for _, pre := range []string{"__Host-", "__Secure-"} {
-		if rest, ok := strings.CutPrefix(browser, pre); ok {
-			if r := h.cliCookieRule(rest); r != nil && r.Prefix == pre {
-				app, rule = rest, r
-			}
-		}
+	rules := make([]engine.CookieRule, len(h.Cookie))
+	for i, c := range h.Cookie {
+		rules[i] = c.engineRule()
 	}
-	u := cliCookieUse{app: app}
-	if rule == nil {
-		if rule = h.cliCookieRule(browser); rule != nil && rule.Prefix != "" {
-			u.refused = fmt.Sprintf("its cookie rule adds the prefix %s, so the client must hold it as %s%s: the unprefixed name, which a sibling subdomain could set, is refused", rule.Prefix, rule.Prefix, browser)
-		}
+	app, i, refused := engine.RuleFor(rules, browser)
+	u := cliCookieUse{app: app, split: i >= 0 && h.Cookie[i].Split}
+	if refused {
+		pre := h.Cookie[i].Prefix
+		u.refused = fmt.Sprintf("its cookie rule adds the prefix %s, so the client must hold it as %s%s: the unprefixed name, which a sibling subdomain could set, is refused", pre, pre, browser)
 	}
-	u.split = rule != nil && rule.Split
 	match := func(patterns []string) bool {
 		for _, p := range patterns {
 			if ok, _ := path.Match(p, app); ok {
@@ -390,46 +384,6 @@ func (h *Handler) cliUse(browser string) (cliCookieUse, bool) {
 		return u, false
 	}
 	return u, true
-}
-
-// cliCookieRule returns the cookie rule of a name as the engine picks it: a literal name first,
-// then the glob with the most literal characters, then the first.
-func (h *Handler) cliCookieRule(name string) *CookieRule {
-	var best *CookieRule
-	bestLits := -1
-	for i := range h.Cookie {
-		for _, p := range h.Cookie[i].Names {
-			if p == name {
-				return &h.Cookie[i]
-			}
-			if ok, _ := path.Match(p, name); ok && strings.ContainsAny(p, `*?[\`) {
-				if n := cliGlobLiterals(p); n > bestLits {
-					best, bestLits = &h.Cookie[i], n
-				}
-			}
-		}
-	}
-	return best
-}
-
-// cliGlobLiterals counts the characters of a glob that match only themselves.
-func cliGlobLiterals(p string) int {
-	n := 0
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '*', '?':
-		case '[':
-			if j := strings.IndexByte(p[i+1:], ']'); j >= 0 {
-				i += j + 1
-			}
-		case '\\':
-			i++
-			n++
-		default:
-			n++
-		}
-	}
-	return n
 }
 
 func (u cliCookieUse) describe(h *Handler) string {
@@ -506,25 +460,25 @@ func cliInspect(cmd *cobra.Command, args []string) (int, error) {
 	adapter, _ := fl.GetString("adapter")
 	show, _ := fl.GetBool(cliValueFlag)
 	if name == "" {
-		return cliExitUsage, errors.New("--name is required: the cookie's name, as the client holds it")
+		return cliExitError, errors.New("--name is required: the cookie's name, as the client holds it")
 	}
 	if err := checkToken(name); err != nil {
-		return cliExitUsage, fmt.Errorf("--name: %v", err)
+		return cliExitError, fmt.Errorf("--name: %v", err)
 	}
 	if len(args) != 1 {
-		return cliExitUsage, fmt.Errorf("want one cookie value (or - to read it from stdin), got %d arguments", len(args))
+		return cliExitError, fmt.Errorf("want one cookie value (or - to read it from stdin), got %d arguments", len(args))
 	}
 	value := args[0]
 	if value == "-" {
 		line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 1<<20)).ReadString('\n')
 		if err != nil && err != io.EOF {
-			return cliExitUsage, fmt.Errorf("reading the value from stdin: %v", err)
+			return cliExitError, fmt.Errorf("reading the value from stdin: %v", err)
 		}
 		value = strings.TrimSpace(line)
 	}
 	c, err := loadCLIConfig(configFile, adapter)
 	if err != nil {
-		return cliExitUsage, err
+		return cliExitError, err
 	}
 	defer c.close()
 	w := cmd.OutOrStdout()
@@ -541,13 +495,13 @@ func cliInspect(cmd *cobra.Command, args []string) (int, error) {
 		found = true
 		ok, err := c.inspect(w, ch, u, name, value, show, now)
 		if err != nil {
-			return cliExitUsage, err
+			return cliExitError, err
 		}
 		verified = verified || ok
 	}
 	if !found {
 		fmt.Fprintf(w, "no handler in the config manages cookie %s (%d signed_cookies handlers in %s)\n", name, len(c.handlers), cmpOr(c.file, "the config"))
-		return cliExitUsage, nil
+		return cliExitError, nil
 	}
 	if !verified {
 		return cliExitNo, nil
@@ -584,7 +538,7 @@ func (c *cliConfig) inspect(w io.Writer, ch *cliHandler, u cliCookieUse, browser
 	}
 	d, err := k.codec.Decode(browser, value)
 	if err != nil {
-		c.reportInvalid(line, ch, u, k, browser, value, err, now)
+		cliReportInvalid(line, ch, u, k, browser, value, err, now)
 		return false, nil
 	}
 	if u.kind == "track" {
@@ -625,8 +579,8 @@ func cliReportSigned(line func(string, string, ...any), d cookie.Decoded, k *cli
 	line("key", "%s", k.keys.describe(d.Key, now))
 }
 
-// reportInvalid says why a value failed, with what can be told without its keys' secrets.
-func (c *cliConfig) reportInvalid(line func(string, string, ...any), ch *cliHandler, u cliCookieUse, k *cliKeys, browser, value string, err error, now time.Time) {
+// cliReportInvalid says why a value failed, with what can be told without its keys' secrets.
+func cliReportInvalid(line func(string, string, ...any), ch *cliHandler, u cliCookieUse, k *cliKeys, browser, value string, err error, now time.Time) {
 	reason := err.Error()
 	var de *cookie.DecodeError
 	if errors.As(err, &de) {
@@ -658,16 +612,16 @@ func (c *cliConfig) reportInvalid(line func(string, string, ...any), ch *cliHand
 			line("verifies", "no: malformed: it has the encoded form but does not decode as this handler encodes it")
 		} else {
 			line("verifies", "no: malformed: not in the encoded form: a plain value, or one altered or cut short")
-			c.reportPlain(line, ch.h, u, now)
+			cliReportPlain(line, ch.h, u, now)
 		}
 	default:
 		line("verifies", "no: %s", reason)
 	}
 }
 
-// reportPlain says what the handler does with a plain value of a managed cookie while it is
+// cliReportPlain says what the handler does with a plain value of a managed cookie while it is
 // being rolled out or removed.
-func (c *cliConfig) reportPlain(line func(string, string, ...any), h *Handler, u cliCookieUse, now time.Time) {
+func cliReportPlain(line func(string, string, ...any), h *Handler, u cliCookieUse, now time.Time) {
 	if u.kind == "track" || u.kind == "flask_session" {
 		return
 	}
@@ -717,28 +671,26 @@ func (c *cliConfig) keysFor(ch *cliHandler, u cliCookieUse) (*cliKeys, error) {
 		return k, nil
 	case "flask_session":
 		f := h.FlaskSession
-		ef, err := f.engineFlask(zap.NewNop())
-		if err != nil {
-			return nil, fmt.Errorf("flask_session: %v", err)
-		}
 		keys, _, err := resolveKeys("secret_key", f.SecretKey, "flask "+f.Salt)
+		if err == nil {
+			k.codec, err = cookie.NewFlaskSessionCodec(keys, f.Salt, cookie.Options{MaxAge: time.Duration(f.MaxAge)})
+		}
+		if err == nil {
+			k.anyAge, err = cookie.NewFlaskSessionCodec(keys, f.Salt, cookie.Options{})
+		}
 		if err != nil {
 			return nil, fmt.Errorf("flask_session: %v", err)
 		}
-		if k.anyAge, err = cookie.NewFlaskSessionCodec(keys, f.Salt, cookie.Options{}); err != nil {
-			return nil, fmt.Errorf("flask_session: %v", err)
-		}
-		k.codec, k.maxAge, k.keys.formatKeys = ef.Codec, time.Duration(f.MaxAge), len(keys)
+		k.maxAge, k.keys.formatKeys = time.Duration(f.MaxAge), len(keys)
 		return k, nil
 	case "track":
 		if t := h.Track; t.Format == "itsdangerous" {
-			keys, _, err := resolveKeys("track: secret_key", t.SecretKey, "itsdangerous "+t.Salt)
-			if err != nil {
+			var err error
+			if k.codec, k.keys.formatKeys, err = t.itsDangerousCodec(); err != nil {
 				return nil, err
 			}
-			k.maxAge, k.textID, k.keys.formatKeys = time.Duration(t.MaxAge), true, len(keys)
-			k.codec, err = cookie.NewItsDangerousCodec(keys, cmpOr(t.Salt, "itsdangerous"), cookie.Options{MaxAge: k.maxAge})
-			return k, err
+			k.maxAge, k.textID = time.Duration(t.MaxAge), true
+			return k, nil
 		}
 	}
 	realm, err := resolveRealm(h.Realm)
@@ -802,17 +754,17 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 	adapter, _ := fl.GetString("adapter")
 	rotate, _ := fl.GetBool("rotate")
 	if len(args) > 0 {
-		return cliExitUsage, fmt.Errorf("keyring takes no arguments, got %q", args[0])
+		return cliExitError, fmt.Errorf("keyring takes no arguments, got %q", args[0])
 	}
 	c, err := loadCLIConfig(configFile, adapter)
 	if err != nil {
-		return cliExitUsage, err
+		return cliExitError, err
 	}
 	defer c.close()
 	w := cmd.OutOrStdout()
 	if len(c.handlers) == 0 {
 		fmt.Fprintf(w, "no signed_cookies handler in %s\n", cmpOr(c.file, "the config"))
-		return cliExitUsage, nil
+		return cliExitError, nil
 	}
 	var configured []*cliHandler
 	var rings []*cliStorage
@@ -833,7 +785,7 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 		fmt.Fprintln(w, "the storage key ring is not used: every signed_cookies handler has configured secrets")
 		listConfigured()
 		if rotate {
-			return cliExitUsage, errors.New("--rotate: no handler uses the storage key ring; to rotate configured secrets, put a new one (caddy signed-cookies secret) first and keep the old ones after it until their cookies expire")
+			return cliExitError, errors.New("--rotate: no handler uses the storage key ring; to rotate configured secrets, put a new one (caddy signed-cookies secret) first and keep the old ones after it until their cookies expire")
 		}
 		return cliExitOK, nil
 	}
@@ -844,7 +796,7 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 		}
 		stor, err := c.storage(s)
 		if err != nil {
-			return cliExitUsage, err
+			return cliExitError, err
 		}
 		fmt.Fprintf(w, "storage key ring: %s in %s\n", keyRingStorageKey, storageName(stor))
 		f, err := readRing(c.ctx, stor)
@@ -854,13 +806,16 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 			code = cliExitNo
 			continue
 		case err != nil:
-			return cliExitNo, err
+			return cliExitError, err
 		}
 		if rotate {
+			if err := cliCheckOwner(stor); err != nil {
+				return cliExitError, err
+			}
 			now := time.Now()
 			after, rotated, err := cliRotateRing(c.ctx, s, stor, f)
 			if err != nil {
-				return cliExitNo, fmt.Errorf("rotating the key ring in %s: %v", storageName(stor), err)
+				return cliExitError, fmt.Errorf("rotating the key ring in %s: %v", storageName(stor), err)
 			}
 			if rotated {
 				n := after.Secrets[0]
@@ -884,6 +839,27 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 	return code, nil
 }
 
+// cliCheckOwner refuses to rotate a ring in file system storage that another user owns: the
+// rotated ring is written afresh (mode 0600) and would belong to this user, unreadable to the
+// Caddy that uses it, as after a `sudo caddy signed-cookies keyring --rotate`.
+func cliCheckOwner(stor certmagic.Storage) error {
+	fsys, ok := stor.(*certmagic.FileStorage)
+	if !ok {
+		return nil
+	}
+	p := filepath.Join(fsys.Path, filepath.FromSlash(keyRingStorageKey))
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("--rotate: %v", err)
+	}
+	if owner, ok := fileOwner(fi); ok && owner != os.Geteuid() {
+		return fmt.Errorf("--rotate: the key ring %s belongs to user %d and this command runs as user %d: "+
+			"the rotated ring would belong to user %d, unreadable to the Caddy that uses it; run the command as user %d",
+			p, owner, os.Geteuid(), os.Geteuid(), owner)
+	}
+	return nil
+}
+
 // cliRotateRing rotates the ring in storage now, under the storage lock: the update a running
 // instance makes when a rotation is due (sharedRing.sync), with the settings of the config's
 // handlers that use the ring and a rotation interval that has always passed. It reports the
@@ -891,7 +867,8 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 func cliRotateRing(ctx context.Context, s *cliStorage, stor certmagic.Storage, before *keyRingFile) (*keyRingFile, bool, error) {
 	sr := newSharedRing("signed-cookies keyring --rotate", stor, caddy.Log().Named("signed_cookies.keyring"))
 	for _, ch := range s.users {
-		u := &ringUse{sr: sr, rotate: time.Nanosecond, check: time.Duration(ch.h.CheckInterval), keep: ch.h.longestLifetime()}
+		u := newRingUse(sr, ch.h, "")
+		u.rotate = time.Nanosecond
 		if err := sr.join(ctx, u); err != nil {
 			return nil, false, err
 		}
@@ -938,7 +915,8 @@ func cliListRing(w io.Writer, s *cliStorage, f *keyRingFile, now time.Time) {
 	_ = tw.Flush()
 }
 
-// cliActiveFrom is when a stored secret signs from (Created when Active is not set).
+// cliActiveFrom is when a stored secret signs from, as shown: its activation time, or its
+// creation when it has none (it has signed since it was stored).
 func cliActiveFrom(s storedSecret) time.Time {
 	if s.Active.IsZero() {
 		return s.Created
@@ -946,23 +924,14 @@ func cliActiveFrom(s storedSecret) time.Time {
 	return s.Active
 }
 
-// cliSigner is the index of the secret that signs now, as a running instance picks it
-// (sharedRing.reorder): the newest one already active.
-func cliSigner(f *keyRingFile, now time.Time) int {
-	for i, s := range f.Secrets {
-		if !cliActiveFrom(s).After(now) {
-			return i
-		}
-	}
-	return len(f.Secrets) - 1
-}
-
 // cliSecretState says what a stored secret does now.
 func cliSecretState(f *keyRingFile, i int, now time.Time) string {
-	s, signer := f.Secrets[i], cliSigner(f, now)
+	s, signer := f.Secrets[i], f.signer(now)
 	switch {
-	case i < signer || i == signer && cliActiveFrom(s).After(now):
-		return fmt.Sprintf("waits: signs %s, verifies now", cliRelative(cliActiveFrom(s), now))
+	case i < signer:
+		return fmt.Sprintf("waits: signs %s, verifies now", cliRelative(s.Active, now))
+	case i == signer && s.Active.After(now):
+		return "signs now: no secret is active yet, and it is the oldest"
 	case i == signer:
 		if !s.Retired.IsZero() && s.Retired.After(now) {
 			return fmt.Sprintf("signs now, until %s", cliStamp(s.Retired))

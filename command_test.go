@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
 )
 
 // cliRun runs the test binary as the caddy command (see TestMain) in dir, which is also its
@@ -492,6 +493,53 @@ func TestCommandUsage(t *testing.T) {
 		out, errOut, code := cliRun(t, dir, nil, tc.args...)
 		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("%s: exit %d (want %d), output lacks %q:\n%s\n%s", strings.Join(tc.args, " "), code, tc.code, tc.want, out, errOut)
+		}
+	}
+}
+
+// --rotate run as another user than the ring's owner (sudo, typically) would leave a ring the
+// owner cannot read: it refuses, exits 2 and changes nothing; a damaged ring also exits 2, for
+// the listing and for inspect, with the reason.
+func TestCommandKeyringOwnerAndDamage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testskip.Missing(t, "root (to give the key ring to another user)")
+	}
+	dir := t.TempDir()
+	storageDir := filepath.Join(dir, "storage")
+	cf, _ := caddyfileFor(t, "\tsigned_cookies {\n\t\ttrack\n\t}\n\trespond ok", withStorage(storageDir))
+	config := cliWriteFile(t, dir, "Caddyfile", cf)
+	created := time.Now().UTC().Add(-40 * day).Truncate(time.Second)
+	stored := writeRingFile(t, storageDir, keyRingFile{Version: keyRingVersion, Keep: 400 * day, CheckInterval: time.Minute,
+		Secrets: []storedSecret{{Secret: fixedSecret("owner"), Created: created, Active: created}}})
+	ringPath := filepath.Join(storageDir, filepath.FromSlash(keyRingStorageKey))
+	const nobody = 65534
+	if err := os.Chown(ringPath, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := cliRun(t, dir, nil, "signed-cookies", "keyring", "--config", config, "--rotate")
+	if code != 2 || !strings.Contains(errOut, "belongs to user 65534 and this command runs as user 0") {
+		t.Errorf("--rotate of another user's ring: exit %d, want 2 and the owner named\n%s\n%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(ringPath)
+	if err != nil || !bytes.Equal(b, stored) {
+		t.Errorf("--rotate of another user's ring changed it (%v)", err)
+	}
+	if fi, err := os.Stat(ringPath); err != nil {
+		t.Fatal(err)
+	} else if owner, _ := fileOwner(fi); owner != nobody {
+		t.Errorf("the ring now belongs to user %d", owner)
+	}
+	// the listing reads only, whoever owns the ring
+	if out, errOut, code := cliRun(t, dir, nil, "signed-cookies", "keyring", "--config", config); code != 0 || !strings.Contains(out, "signs now") {
+		t.Errorf("keyring of another user's ring: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	writeRingBytes(t, storageDir, []byte(`{"version": 1, "secrets": [`))
+	value := cliEncode(t, testSecret, "", "vid", false, []byte("0123456789abcdef"), time.Now().Unix())
+	for _, args := range [][]string{{"keyring"}, {"keyring", "--rotate"}, {"inspect", "--name", "vid", value}} {
+		out, errOut, code := cliRun(t, dir, nil, append(append([]string{"signed-cookies"}, args...), "--config", config)...)
+		if code != 2 || !strings.Contains(errOut, "key ring") {
+			t.Errorf("%s with a damaged ring: exit %d, want 2 and the reason\n%s\n%s", args[0], code, out, errOut)
 		}
 	}
 }

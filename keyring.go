@@ -157,6 +157,20 @@ type ringUse struct {
 	codecs []*cookie.Codec
 }
 
+// loadStorage loads the storage module of a handler's config (its StorageRaw).
+func loadStorage(ctx caddy.Context, h *Handler) (certmagic.Storage, error) {
+	mod, err := ctx.LoadModule(h, "StorageRaw")
+	if err != nil {
+		return nil, err
+	}
+	return mod.(caddy.StorageConverter).CertMagicStorage()
+}
+
+// newRingUse is a handler's use of a shared ring, with its settings.
+func newRingUse(sr *sharedRing, h *Handler, realm string) *ringUse {
+	return &ringUse{sr: sr, realm: realm, rotate: time.Duration(h.Rotate), check: time.Duration(h.CheckInterval), keep: h.longestLifetime()}
+}
+
 // useStorageRing joins the shared ring of the handler's storage. It only reads storage: the
 // ring is created, restored or rotated when the config starts (keyRingApp.Start), so that
 // `caddy validate` has no side effects.
@@ -165,11 +179,8 @@ func useStorageRing(ctx caddy.Context, h *Handler, realm string) (*ringUse, erro
 	id := "default:" + storageName(stor)
 	if h.StorageRaw != nil {
 		id = "module:" + string(h.StorageRaw)
-		mod, err := ctx.LoadModule(h, "StorageRaw")
-		if err != nil {
-			return nil, fmt.Errorf("storage: %v", err)
-		}
-		if stor, err = mod.(caddy.StorageConverter).CertMagicStorage(); err != nil {
+		var err error
+		if stor, err = loadStorage(ctx, h); err != nil {
 			return nil, fmt.Errorf("storage: %v", err)
 		}
 	}
@@ -180,7 +191,7 @@ func useStorageRing(ctx caddy.Context, h *Handler, realm string) (*ringUse, erro
 		return nil, err
 	}
 	sr := v.(*sharedRing)
-	u := &ringUse{sr: sr, realm: realm, rotate: time.Duration(h.Rotate), check: time.Duration(h.CheckInterval), keep: h.longestLifetime()}
+	u := newRingUse(sr, h, realm)
 	if err := sr.join(ctx, u); err != nil {
 		_, _ = rings.Delete(id)
 		return nil, fmt.Errorf("key ring in storage: %v", err)
@@ -732,15 +743,8 @@ func (sr *sharedRing) knownNewestFirst() []storedSecret {
 // signs), then every other secret this process knows, newest first (they verify), at most
 // maxStoredSecrets in all. sr.mu held.
 func (sr *sharedRing) reorder() {
-	now := sr.now()
 	f := sr.file
-	signer := len(f.Secrets) - 1
-	for i, s := range f.Secrets {
-		if s.Active.IsZero() || !s.Active.After(now) {
-			signer = i
-			break
-		}
-	}
+	signer := f.signer(sr.now())
 	order := make([]string, 0, min(len(sr.known)+1, maxStoredSecrets))
 	order = append(order, f.Secrets[signer].Secret)
 	for _, s := range sr.knownNewestFirst() {
@@ -752,6 +756,17 @@ func (sr *sharedRing) reorder() {
 		}
 	}
 	sr.order = order
+}
+
+// signer is the index of the secret that signs at now: the newest one already active (one
+// stored without an activation time always is), else the oldest, for want of any other.
+func (f *keyRingFile) signer(now time.Time) int {
+	for i, s := range f.Secrets {
+		if !s.Active.After(now) {
+			return i
+		}
+	}
+	return len(f.Secrets) - 1
 }
 
 // derive returns the key ring of a realm for the secrets in use. sr.mu held.

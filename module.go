@@ -519,18 +519,7 @@ func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engin
 	codec := cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)})
 	textID := false
 	if t.Format == "itsdangerous" {
-		keys, _, err := resolveKeys("track: secret_key", t.SecretKey, "itsdangerous "+t.Salt)
-		if err == nil {
-			for i, k := range keys {
-				if e := checkFormatKey(k); e != nil && err == nil {
-					err = fmt.Errorf("track: secret_key %d %v", i+1, e)
-				}
-			}
-		}
-		if err == nil {
-			codec, err = cookie.NewItsDangerousCodec(keys, cmpOr(t.Salt, "itsdangerous"), cookie.Options{MaxAge: time.Duration(t.MaxAge)})
-		}
-		if err != nil {
+		if codec, _, err = t.itsDangerousCodec(); err != nil {
 			return nil, err
 		}
 		textID = true
@@ -657,6 +646,22 @@ func (f *FlaskSession) engineFlask(logger *zap.Logger) (*engine.Flask, error) {
 		ef.HeaderPrefix = f.HeaderPrefix
 	}
 	return ef, nil
+}
+
+// itsDangerousCodec is the codec of a visitor cookie in the itsdangerous format, and the
+// number of its keys.
+func (t *Track) itsDangerousCodec() (*cookie.Codec, int, error) {
+	keys, _, err := resolveKeys("track: secret_key", t.SecretKey, "itsdangerous "+t.Salt)
+	if err != nil {
+		return nil, 0, err
+	}
+	for i, k := range keys {
+		if err := checkFormatKey(k); err != nil {
+			return nil, 0, fmt.Errorf("track: secret_key %d %v", i+1, err)
+		}
+	}
+	c, err := cookie.NewItsDangerousCodec(keys, cmpOr(t.Salt, "itsdangerous"), cookie.Options{MaxAge: time.Duration(t.MaxAge)})
+	return c, len(keys), err
 }
 
 // warnPast says so when a deadline has passed already: the setting then does nothing.

@@ -156,6 +156,21 @@ func (bs *blocks) incoming(name string) (app string, b *block, refused bool) {
 	return name, b, false
 }
 
+// RuleFor finds the cookie rule of a request cookie's name as a request does: the name the
+// upstream reads, the index of its rule in rules (-1 when none), and whether the name is
+// refused for lacking the prefix its rule adds.
+func RuleFor(rules []CookieRule, name string) (app string, index int, refused bool) {
+	bs := newBlocks(rules)
+	if bs == nil {
+		return name, -1, false
+	}
+	app, b, refused := bs.incoming(name)
+	if b == nil {
+		return app, -1, false
+	}
+	return app, b.order, refused
+}
+
 // chunkOf reports whether name is a chunk (name__1 … name__7) of a split cookie, and of which.
 func (bs *blocks) chunkOf(name string) (base string, index int, ok bool) {
 	if bs == nil || !bs.split || len(name) < 4 || name[len(name)-3:len(name)-1] != "__" {

@@ -52,3 +52,29 @@ func TestEditAttributes(t *testing.T) {
 		t.Errorf("editAttributes does not append to dst: %q", got)
 	}
 }
+
+// RuleFor answers as a request does: the most specific glob (a class of one byte counts as
+// a literal), a prefix the rule adds removed, the unprefixed name refused.
+func TestRuleFor(t *testing.T) {
+	rules := []CookieRule{{Names: []string{"se*"}}, {Names: []string{"s[e]s*"}}, {Names: []string{"id"}, Prefix: "__Host-"}}
+	for _, tc := range []struct {
+		name, app string
+		index     int
+		refused   bool
+	}{
+		{"sess", "sess", 1, false},
+		{"seat", "seat", 0, false},
+		{"__Host-id", "id", 2, false},
+		{"id", "id", 2, true},
+		{"__Secure-id", "__Secure-id", -1, false},
+		{"other", "other", -1, false},
+	} {
+		app, i, refused := RuleFor(rules, tc.name)
+		if app != tc.app || i != tc.index || refused != tc.refused {
+			t.Errorf("RuleFor(%q) = %q, %d, %v; want %q, %d, %v", tc.name, app, i, refused, tc.app, tc.index, tc.refused)
+		}
+	}
+	if app, i, _ := RuleFor(nil, "sess"); app != "sess" || i != -1 {
+		t.Errorf("RuleFor without rules = %q, %d", app, i)
+	}
+}

@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -847,7 +846,7 @@ func cliCheckOwner(stor certmagic.Storage) error {
 	if !ok {
 		return nil
 	}
-	p := filepath.Join(fsys.Path, filepath.FromSlash(keyRingStorageKey))
+	p := fsys.Filename(keyRingStorageKey)
 	fi, err := os.Stat(p)
 	if err != nil {
 		return fmt.Errorf("--rotate: %v", err)

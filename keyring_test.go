@@ -362,7 +362,8 @@ func TestOnDemandReads(t *testing.T) {
 	if max := int64(elapsed/onDemandEvery) + 1; reads > max || reads < 2 {
 		t.Errorf("%d storage reads in %v, want 2 to %d", reads, elapsed, max)
 	}
-	if d := time.Duration(slowest.Load()); d > onDemandEvery+500*time.Millisecond {
+	// the next read comes within one interval: slack for a busy machine, short of a second one
+	if d := time.Duration(slowest.Load()); d > onDemandEvery+900*time.Millisecond {
 		t.Errorf("a request waited %v for its re-read", d)
 	}
 	if stor.locks.Load() != 0 || stor.stores.Load() != 0 {

@@ -153,8 +153,10 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	get(t, c, a.URL+"/")
 	id := up.last().Header.Get("X-Visitor-Id")
 	fromA := jarValue(t, c, a.URL, "vid")
+	// the ID is the proof: a refused cookie gets a new one (B may re-sign A's cookie if A's
+	// rotation is active by now, on a slow start; re-signing is checked below)
 	resp, _ := get(t, http.DefaultClient, b.URL+"/", "Cookie", "vid="+fromA)
-	if got := up.last().Header.Get("X-Visitor-Id"); got != id || len(setCookies(resp, "vid")) != 0 {
+	if got := up.last().Header.Get("X-Visitor-Id"); got != id {
 		t.Fatalf("B did not accept A's cookie: ID %q, want %q; Set-Cookie %q", got, id, resp.Header.Values("Set-Cookie"))
 	}
 

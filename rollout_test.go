@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +27,9 @@ import (
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
 )
 
-// rolloutFuture is a deadline a year ahead, as a date.
-func rolloutFuture() string { return time.Now().AddDate(1, 0, 0).UTC().Format(time.DateOnly) }
+// rolloutFuture is a deadline a year ahead, as a date: the same for the whole run, so that a
+// test can find in a config the date it wrote there, even across midnight.
+var rolloutFuture = sync.OnceValue(func() string { return time.Now().AddDate(1, 0, 0).UTC().Format(time.DateOnly) })
 
 // rolloutRaw is a client without a cookie jar: each request carries exactly the Cookie header
 // the test writes.
@@ -374,7 +376,7 @@ func TestRolloutAdopt(t *testing.T) {
 // from it on, with no reload; the same holds for adopt_nginx.
 func TestRolloutDeadlinePasses(t *testing.T) {
 	up := startUpstream(t, nil)
-	deadline := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	deadline := time.Now().Add(6 * time.Second).Truncate(time.Second)     // Caddy starts within it on a busy machine
 	until := deadline.In(time.FixedZone("", 2*3600)).Format(time.RFC3339) // an offset, not Z
 	ci := startCaddy(t, `
 	signed_cookies {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Options says how Start runs Chromium.
@@ -149,13 +148,17 @@ func (b *Browser) Close(ctx context.Context) error {
 		}
 		b.conn.Close()
 		// The helpers (the network service writes the cookie store) outlive the main process
-		// a little: give them time, so that the profile is complete and can be removed.
+		// a little: wait for them, so that the profile is complete and can be removed.
+		var helpersErr error
 		select {
 		case <-b.outputDone:
-		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+			helpersErr = fmt.Errorf("chromium's helper processes had not exited when %v: its profile may be incomplete", ctx.Err())
 		}
 		switch {
 		case b.closeErr != nil:
+		case helpersErr != nil:
+			b.closeErr = helpersErr
 		case b.waitErr != nil:
 			b.closeErr = fmt.Errorf("chromium exited: %v", b.waitErr)
 		case callErr != nil && !errors.Is(callErr, ErrClosed):

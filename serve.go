@@ -31,7 +31,7 @@ const (
 // the response writer so that what the upstream sets leaves signed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	f := requestFlow(r)
-	pass, err := h.policy.Request(&f.Flow, r, h.now().Unix(), h.clock)
+	pass, err := h.policy.Request(&f.Flow, r, h.clock(), h.clock)
 	defer func() {
 		h.report(&pass.Report)
 		pass.Release()

@@ -12,8 +12,8 @@ import (
 
 // The handler's allocations per request, each path held at what it costs now so that a change
 // that adds one shows here: verify 2 (the request's flow, the forwarded Cookie line), and none
-// more for the cookies the module does not manage; the issue path 5 (flow, forwarded Cookie line, the
-// Set-Cookie line and its slice, Cache-Control); upstream-sign 4.
+// more for the cookies the module does not manage; the issue path 5 (flow, forwarded Cookie
+// line, the Set-Cookie line and its slice, Cache-Control); upstream-sign 4.
 func TestServeHTTPAllocations(t *testing.T) {
 	h := benchHandler(t)
 	allocs := map[string]float64{}

@@ -35,9 +35,11 @@ import (
 
 // Exit statuses of the subcommands.
 const (
-	cliExitOK    = 0 // the value verifies; the listing or rotation succeeded
-	cliExitNo    = 1 // the value does not verify; no key ring yet; the rotation did not happen
-	cliExitError = 2 // bad arguments, a config that does not load, a cookie no handler manages, a key ring that cannot be read or written
+	cliExitOK = 0 // the value verifies; the listing or rotation succeeded
+	cliExitNo = 1 // the value does not verify; no key ring yet; the rotation did not happen
+	// bad arguments, a config that does not load, a cookie no handler manages, a key ring that
+	// cannot be read or written
+	cliExitError = 2
 )
 
 // cliValueFlag is the inspect flag that prints a decoded value.

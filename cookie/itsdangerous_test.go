@@ -11,7 +11,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signedcookies/caddy-signedcookies/internal/cputime"
 	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
 )
 
@@ -936,8 +936,9 @@ func TestDangerousGolden(t *testing.T) {
 
 // TestDangerousLinear: decoding work grows linearly with the payload, for shapes that would
 // expose a quadratic step (escapes, many keys, wide and nested containers, long numbers), up
-// to the inflate cap. Allocations are counted exactly; time, on a shared machine, only
-// loosely: 16 times the input must take well under the 256 times a quadratic step would.
+// to the inflate cap. Allocations are counted exactly; time as the thread's CPU time (other
+// processes and test packages do not count), and only loosely: 16 times the input must take
+// well under the 256 times a quadratic step would, in one of two measurements.
 func TestDangerousLinear(t *testing.T) {
 	f, _ := newFlaskSessionSerializer([][]byte{testSecret("linear")})
 	f.maxLength = 1 << 20 // the shapes compress less than a cookie allows
@@ -957,13 +958,18 @@ func TestDangerousLinear(t *testing.T) {
 	}
 	for name, shape := range shapes {
 		small, large := shape(dangerousMaxInflate/16), shape(dangerousMaxInflate-64)
-		ts, as := measure(t, f, small)
-		tl, al := measure(t, f, large)
-		ratio := float64(tl) / float64(ts)
-		t.Logf("%s: %d bytes in %v (%.0f allocations), %d bytes in %v (%.0f allocations): x%.1f",
-			name, len(small), ts, as, len(large), tl, al, ratio)
+		var ratio float64
+		var as, al float64
+		for try := 0; try < 2 && (try == 0 || ratio > 128); try++ {
+			var ts, tl time.Duration
+			ts, as = measure(t, f, small)
+			tl, al = measure(t, f, large)
+			ratio = float64(tl) / float64(ts)
+			t.Logf("%s: %d bytes in %v (%.0f allocations), %d bytes in %v (%.0f allocations): x%.1f",
+				name, len(small), ts, as, len(large), tl, al, ratio)
+		}
 		if ratio > 128 {
-			t.Errorf("%s: 16x the input took %.0fx the time", name, ratio)
+			t.Errorf("%s: 16x the input took %.0fx the CPU time", name, ratio)
 		}
 		if al > as*20 {
 			t.Errorf("%s: 16x the input made %.0fx the allocations", name, al/as)
@@ -983,14 +989,7 @@ func measure(t *testing.T, f *dangerousSerializer, js string) (time.Duration, fl
 		}
 	}
 	allocs := testing.AllocsPerRun(1, decode)
-	best := time.Duration(1 << 62)
-	runtime.GC()
-	for range 5 {
-		start := time.Now()
-		decode()
-		best = min(best, time.Since(start))
-	}
-	return best, allocs
+	return cputime.PerOp(decode), allocs
 }
 
 // FuzzDangerousLoads: arbitrary cookies, and arbitrary JSON signed as payloads (plain and

@@ -3,12 +3,12 @@ package engine
 import (
 	"fmt"
 	"net/http"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/cputime"
 )
 
 // The work per request is linear in what the client (or the upstream) sends: no header shape
@@ -227,43 +227,6 @@ func budgetPrefix(header string) string {
 	return strings.Join(parts[:min(len(parts), maxMACs)], "; ")
 }
 
-// cpuPerOp is the median CPU time of f over a few runs of at least 2 ms each (or of one call,
-// when that alone takes 100 ms).
-func cpuPerOp(f func()) time.Duration {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	const runs, minRun, tooSlow = 5, 2 * time.Millisecond, 100 * time.Millisecond
-	start := threadCPU()
-	f() // warms the buffers, and spares a runaway shape the repeats: it fails anyway
-	if d := threadCPU() - start; d > tooSlow {
-		return d
-	}
-	n := 1
-	for {
-		start := threadCPU()
-		for i := 0; i < n; i++ {
-			f()
-		}
-		if d := threadCPU() - start; d >= minRun {
-			break
-		} else if d <= 0 {
-			n *= 16
-		} else {
-			n = max(n*2, int(float64(n)*float64(minRun)/float64(d)*1.2))
-		}
-	}
-	samples := make([]time.Duration, runs)
-	for k := range samples {
-		start := threadCPU()
-		for i := 0; i < n; i++ {
-			f()
-		}
-		samples[k] = (threadCPU() - start) / time.Duration(n)
-	}
-	slices.Sort(samples)
-	return samples[runs/2]
-}
-
 // costRow is one shape's measurements at every size: CPU time per op, the part of it allowed
 // for the bounded cryptography, and the header's bytes and units (pairs, or lines).
 type costRow struct {
@@ -387,13 +350,13 @@ func TestLinearCost(t *testing.T) {
 		var r costRow
 		for i := range costSizes {
 			lines := []string{headers[name][i]}
-			r.t = append(r.t, cpuPerOp(func() { tp.rebuild(&res, lines, t0, nil) }))
+			r.t = append(r.t, cputime.PerOp(func() { tp.rebuild(&res, lines, t0, nil) }))
 			r.bytes = append(r.bytes, len(lines[0]))
 			r.units = append(r.units, countPairs(lines[0]))
 			var allowance time.Duration
 			if byName[name].crypto {
 				prefix := []string{budgetPrefix(lines[0])}
-				allowance = cpuPerOp(func() { tp.rebuild(&res, prefix, t0, nil) })
+				allowance = cputime.PerOp(func() { tp.rebuild(&res, prefix, t0, nil) })
 			}
 			r.allowance = append(r.allowance, min(allowance, r.t[i]))
 		}
@@ -599,7 +562,7 @@ func TestLinearCostResponse(t *testing.T) {
 		var r costRow
 		for i := range costSizes {
 			in := inputs[name][i]
-			r.t = append(r.t, cpuPerOp(func() { fz.run(in) }))
+			r.t = append(r.t, cputime.PerOp(func() { fz.run(in) }))
 			r.bytes = append(r.bytes, totalLen(in))
 			r.units = append(r.units, len(in))
 			r.allowance = append(r.allowance, 0)

@@ -1,6 +1,8 @@
+// The thread's CPU clock is read by a Linux system call: apart, with a fallback elsewhere.
+
 //go:build linux
 
-package engine
+package cputime
 
 import (
 	"syscall"
@@ -8,10 +10,8 @@ import (
 	"unsafe"
 )
 
-// threadCPU is the CPU time of the calling thread: unlike the wall clock, it does not count
-// the time other processes hold the CPU, which on a busy machine dwarfs what is measured.
-// The caller locks its goroutine to the thread.
-func threadCPU() time.Duration {
+// Thread is the CPU time of the calling thread; the caller locks its goroutine to the thread.
+func Thread() time.Duration {
 	const clockThreadCPUTimeID = 3
 	var ts syscall.Timespec
 	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {

@@ -92,14 +92,35 @@ func fixedSecret(label string) string {
 // testSecret is a fixed secret for tests; otherSecret a second, different one.
 var testSecret, otherSecret = fixedSecret("test secret"), fixedSecret("other secret")
 
+// givenPorts are the ports freePort has handed out in this process.
+var givenPorts struct {
+	sync.Mutex
+	m map[int]bool
+}
+
+// freePort returns a port free now and never returned before in this process. Caddy binds its
+// listeners with SO_REUSEPORT, so two instances (or a site and an admin endpoint) given the same
+// port would both bind it and share its connections, silently; the kernel may hand a port it
+// just freed out again, so each is handed out once.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenPorts.Lock()
+	defer givenPorts.Unlock()
+	if givenPorts.m == nil {
+		givenPorts.m = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !givenPorts.m[port] {
+			givenPorts.m[port] = true
+			return port
+		}
+	}
 }
 
 // upstream is a real HTTP server standing for the app behind the module. It records what it
@@ -584,9 +605,14 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// postLoad loads a config through the admin API, on a connection of its own: Caddy replaces its
+// admin server at every load and stops the old one in the background, so a kept-alive
+// connection from the previous load may be closed under the next POST (which, unlike a GET, the
+// transport does not retry).
 func postLoad(t testing.TB, admin string, js []byte) {
 	t.Helper()
-	resp, err := http.Post("http://"+admin+"/load", "application/json", bytes.NewReader(js))
+	cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
+	resp, err := cl.Post("http://"+admin+"/load", "application/json", bytes.NewReader(js))
 	if err != nil {
 		t.Fatal(err)
 	}

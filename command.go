@@ -814,7 +814,7 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 				return cliExitError, err
 			}
 			now := time.Now()
-			after, rotated, err := cliRotateRing(c.ctx, s, stor, f)
+			after, rotated, err := cliRotateRing(c.ctx, s, stor)
 			if err != nil {
 				return cliExitError, fmt.Errorf("rotating the key ring in %s: %v", storageName(stor), err)
 			}
@@ -864,8 +864,9 @@ func cliCheckOwner(stor certmagic.Storage) error {
 // cliRotateRing rotates the ring in storage now, under the storage lock: the update a running
 // instance makes when a rotation is due (sharedRing.sync), with the settings of the config's
 // handlers that use the ring and a rotation interval that has always passed. It reports the
-// ring as stored after, and whether it got a new secret (not while one waits to sign).
-func cliRotateRing(ctx context.Context, s *cliStorage, stor certmagic.Storage, before *keyRingFile) (*keyRingFile, bool, error) {
+// ring as stored after, and whether this update added a new secret (not while one waits to
+// sign, also when another instance rotated a moment before the lock was taken).
+func cliRotateRing(ctx context.Context, s *cliStorage, stor certmagic.Storage) (*keyRingFile, bool, error) {
 	sr := newSharedRing("signed-cookies keyring --rotate", stor, caddy.Log().Named("signed_cookies.keyring"))
 	for _, ch := range s.users {
 		u := newRingUse(sr, ch.h, "")
@@ -878,10 +879,8 @@ func cliRotateRing(ctx context.Context, s *cliStorage, stor certmagic.Storage, b
 		return nil, false, err
 	}
 	sr.mu.Lock()
-	after := sr.file
-	sr.mu.Unlock()
-	rotated := !slices.ContainsFunc(before.Secrets, func(s storedSecret) bool { return s.Secret == after.Secrets[0].Secret })
-	return after, rotated, nil
+	defer sr.mu.Unlock()
+	return sr.file, slices.Contains(sr.changes, "rotated"), nil
 }
 
 // cliListRing prints a stored ring: its settings and each secret's dates and state, never the

@@ -299,7 +299,7 @@ func TestCommandStorageRing(t *testing.T) {
 		}
 		return b, f
 	}
-	storedBefore, ring := readStored()
+	_, ring := readStored()
 	if len(ring.Secrets) != 1 {
 		t.Fatalf("Caddy stored %d secrets, want 1", len(ring.Secrets))
 	}
@@ -342,41 +342,50 @@ func TestCommandStorageRing(t *testing.T) {
 	// --rotate waits for the storage lock, then stores a new secret that does not sign yet
 	fsStor := &certmagic.FileStorage{Path: storageDir}
 	ctx := context.Background()
-	if err := fsStor.Lock(ctx, keyRingLockName); err != nil {
-		t.Fatal(err)
+	// rotateUnderLock runs --rotate while this test holds the storage lock, checks that it
+	// waits and changes nothing, calls beforeUnlock, releases the lock and returns its output.
+	rotateUnderLock := func(beforeUnlock func()) (stdout string, code int, all string) {
+		t.Helper()
+		if err := fsStor.Lock(ctx, keyRingLockName); err != nil {
+			t.Fatal(err)
+		}
+		storedNow, _ := readStored()
+		rotate := cliCommand(t, dir, nil, "signed-cookies", "keyring", "--config", config, "--rotate")
+		var rotOut, rotErr bytes.Buffer
+		rotate.Stdout, rotate.Stderr = &rotOut, &rotErr
+		if err := rotate.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- rotate.Wait() }()
+		select {
+		case err := <-done:
+			t.Fatalf("--rotate finished while another process held the lock: %v\n%s%s", err, &rotOut, &rotErr)
+		case <-time.After(2 * time.Second):
+		}
+		if b, _ := readStored(); !bytes.Equal(b, storedNow) {
+			t.Fatal("--rotate changed the ring while another process held the lock")
+		}
+		beforeUnlock()
+		if err := fsStor.Unlock(ctx, keyRingLockName); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			_ = rotate.Process.Kill()
+			t.Fatalf("--rotate did not finish after the lock was released\n%s%s", &rotOut, &rotErr)
+		}
+		return rotOut.String(), cliExitCode(t, err, &rotOut, &rotErr), rotOut.String() + rotErr.String()
 	}
-	rotate := cliCommand(t, dir, nil, "signed-cookies", "keyring", "--config", config, "--rotate")
-	var rotOut, rotErr bytes.Buffer
-	rotate.Stdout, rotate.Stderr = &rotOut, &rotErr
-	if err := rotate.Start(); err != nil {
-		t.Fatal(err)
+	var started time.Time
+	rotOut, code, all := rotateUnderLock(func() { started = time.Now() })
+	if code != 0 {
+		t.Fatalf("--rotate: exit %d\n%s", code, all)
 	}
-	done := make(chan error, 1)
-	go func() { done <- rotate.Wait() }()
-	select {
-	case err := <-done:
-		t.Fatalf("--rotate finished while another process held the lock: %v\n%s%s", err, &rotOut, &rotErr)
-	case <-time.After(2 * time.Second):
-	}
-	if b, _ := readStored(); !bytes.Equal(b, storedBefore) {
-		t.Fatal("--rotate changed the ring while another process held the lock")
-	}
-	started := time.Now()
-	if err := fsStor.Unlock(ctx, keyRingLockName); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		_ = rotate.Process.Kill()
-		t.Fatalf("--rotate did not finish after the lock was released\n%s%s", &rotOut, &rotErr)
-	}
-	if code := cliExitCode(t, err, &rotOut, &rotErr); code != 0 {
-		t.Fatalf("--rotate: exit %d\n%s%s", code, &rotOut, &rotErr)
-	}
-	outputs = append(outputs, rotOut.String()+rotErr.String())
-	expect("--rotate", rotOut.String(), "rotated: a new secret 1 signs from", "secrets:        2", "waits: signs in", "signs now, until")
+	outputs = append(outputs, all)
+	expect("--rotate", rotOut, "rotated: a new secret 1 signs from", "secrets:        2", "waits: signs in", "signs now, until")
 	storedAfter, rotated := readStored()
 	if len(rotated.Secrets) != 2 || rotated.Secrets[1].Secret != ring.Secrets[0].Secret {
 		t.Fatalf("after --rotate: %d secrets, the old one second: %v; want the new one first and the old one kept",
@@ -406,7 +415,32 @@ func TestCommandStorageRing(t *testing.T) {
 	expect("inspect vid after rotation", out, "verifies:   yes", "visitor ID: "+id, "secret 2 of 2 in the storage key ring",
 		"retired at "+cliStamp(fresh.Active), "signs now, until "+cliStamp(fresh.Active))
 
-	forms := cliSecretForms(t, []string{""}, fresh.Secret, old.Secret)
+	// another instance rotates after --rotate read the ring and before it took the lock: the
+	// command finds a secret waiting to sign once locked, says it did not rotate, and leaves
+	// the other instance's ring as stored
+	signing := rotated
+	signing.Secrets[0].Active = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	signing.Secrets[1].Retired = signing.Secrets[0].Active
+	writeRingFile(t, storageDir, signing)
+	other := storedSecret{Secret: fixedSecret("rotated in by another instance"), Created: time.Now().UTC().Truncate(time.Second)}
+	other.Active = other.Created.Add(3 * time.Minute)
+	var othersRing []byte
+	rotOut, code, all = rotateUnderLock(func() {
+		f := signing
+		f.Secrets = append([]storedSecret{other}, f.Secrets...)
+		f.Secrets[1].Retired = other.Active
+		othersRing = writeRingFile(t, storageDir, f)
+	})
+	outputs = append(outputs, all)
+	if code != 1 {
+		t.Errorf("--rotate after another instance's rotation: exit %d, want 1\n%s", code, all)
+	}
+	expect("--rotate after another's", rotOut, "not rotated: secret 1", "still waits to sign until "+cliStamp(other.Active))
+	if b, _ := readStored(); !bytes.Equal(b, othersRing) {
+		t.Errorf("--rotate changed the ring another instance had just rotated:\n%s", b)
+	}
+
+	forms := cliSecretForms(t, []string{""}, fresh.Secret, old.Secret, other.Secret)
 	for i, o := range outputs {
 		cliAssertNoSecrets(t, "run "+strconv.Itoa(i+1), o, forms)
 	}

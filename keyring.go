@@ -114,6 +114,7 @@ type sharedRing struct {
 	file    *keyRingFile            // the ring as this process knows it: stored, or to be stored
 	known   map[string]storedSecret // every secret seen and not yet expired, by secret
 	stored  bool                    // file is what storage holds (as far as the last read knows)
+	changes []string                // what this process's last write of storage changed
 	seen    map[string]time.Time    // when a future-dated newest secret was first seen
 	order   []string                // the secrets in use, signer first
 	derived map[string]*cookie.KeyRing
@@ -564,7 +565,7 @@ func (sr *sharedRing) update(ctx context.Context, readFirst bool) error {
 		return fmt.Errorf("storing the key ring: %v", err)
 	}
 	sr.mu.Lock()
-	sr.file, sr.stored = merged, true
+	sr.file, sr.stored, sr.changes = merged, true, why
 	sr.remember(merged)
 	sr.mu.Unlock()
 	if dropped > 0 {

@@ -1,6 +1,7 @@
 // Package cputime measures the CPU time of code, for the tests that bound how work grows with
-// the input: the calling thread's CPU clock does not count the time other processes hold the
-// CPU, which on a shared machine (or beside the other test packages) dwarfs what is measured.
+// the input (the calling thread's CPU clock) and for the benchmarks' cpu-ns/op (the process's,
+// garbage collection included): neither counts the time other processes hold the CPU, which on
+// a shared machine (or beside the other test packages) dwarfs what is measured.
 package cputime
 
 import (

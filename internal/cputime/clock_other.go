@@ -1,4 +1,4 @@
-// The thread's CPU clock is read by a Linux system call: apart, with a fallback elsewhere.
+// A thread's CPU clock is read by a Linux system call: apart, with a fallback elsewhere.
 
 //go:build !linux
 

@@ -929,51 +929,5 @@ func writeFileAtomic(name string, b []byte) error {
 	return os.Rename(tmp.Name(), name)
 }
 
-// keyRingAppID is the app that starts the storage key rings: Caddy starts apps only when a
-// config runs, not when it is validated.
-const keyRingAppID = "signed_cookies"
-
-func init() {
-	caddy.RegisterModule(keyRingApp{})
-}
-
-// keyRingApp starts the storage key rings of a config when it runs. Handlers load it; it
-// needs no configuration.
-// A config's handlers are provisioned one at a time, and the app starts after them: no lock.
-type keyRingApp struct {
-	rings []*sharedRing
-}
-
-// CaddyModule returns the Caddy module information.
-func (keyRingApp) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{ID: keyRingAppID, New: func() caddy.Module { return new(keyRingApp) }}
-}
-
-func (a *keyRingApp) add(sr *sharedRing) {
-	if !slices.Contains(a.rings, sr) {
-		a.rings = append(a.rings, sr)
-	}
-}
-
-// Start brings each ring's storage up to date and starts its re-reads.
-func (a *keyRingApp) Start() error {
-	var errs []string
-	for _, sr := range a.rings {
-		if err := sr.start(); err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-// Stop does nothing: the rings live as long as a handler uses them.
-func (a *keyRingApp) Stop() error { return nil }
-
 // Interface guards
-var (
-	_ caddy.App        = (*keyRingApp)(nil)
-	_ caddy.Destructor = (*sharedRing)(nil)
-)
+var _ caddy.Destructor = (*sharedRing)(nil)

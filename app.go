@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // keyRingAppID is the app that starts the storage key rings: Caddy starts apps only when a
@@ -25,6 +26,18 @@ func init() {
 // A config's handlers are provisioned one at a time, and the app starts after them: no lock.
 type keyRingApp struct {
 	rings []*sharedRing
+	// checked are the HTTP apps of this config whose handlers' composition was checked.
+	checked []*caddyhttp.App
+}
+
+// firstCheck reports whether the composition of the HTTP app is to be checked now: the first
+// time one of its handlers asks.
+func (a *keyRingApp) firstCheck(app *caddyhttp.App) bool {
+	if slices.Contains(a.checked, app) {
+		return false
+	}
+	a.checked = append(a.checked, app)
+	return true
 }
 
 // CaddyModule returns the Caddy module information.

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
 
 func init() {
@@ -158,7 +159,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return h.checkParsed(d)
 }
 
-// checkParsed runs the configuration checks on a copy with the defaults, as Provision will.
+// checkParsed runs the configuration checks and the compile on a copy with the defaults, as
+// Provision will, with stand-in keys.
 func (h *Handler) checkParsed(d *caddyfile.Dispenser) error {
 	c := *h
 	if h.Track != nil {
@@ -171,6 +173,9 @@ func (h *Handler) checkParsed(d *caddyfile.Dispenser) error {
 	}
 	c.setDefaults()
 	if err := c.check(); err != nil {
+		return d.Errf("%v", err)
+	}
+	if _, err := c.compile(compileKeys{}); err != nil {
 		return d.Errf("%v", err)
 	}
 	return nil
@@ -371,8 +376,8 @@ func parseCookieRule(d *caddyfile.Dispenser) (CookieRule, error) {
 		case "split":
 			c.Split = true
 			if d.NextArg() {
-				if c.SplitCookies, err = strconv.Atoi(d.Val()); err != nil {
-					return c, d.Errf("cookie: split: %q is not a number of cookies", d.Val())
+				if c.SplitCookies, err = strconv.Atoi(d.Val()); err != nil || c.SplitCookies < 2 || c.SplitCookies > engine.MaxSplitCookies {
+					return c, d.Errf("cookie: split: %q is not a number of cookies from 2 to %d", d.Val(), engine.MaxSplitCookies)
 				}
 				if d.NextArg() {
 					return c, d.ArgErr()
@@ -399,16 +404,17 @@ func parseAdopt(d *caddyfile.Dispenser) (Adoption, error) {
 		return a, d.Errf("adopt: want <name|glob>... until <date|time>")
 	}
 	a.Cookies, a.Until = args[:len(args)-2], args[len(args)-1]
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch d.Val() {
+	for sub, err := range subdirectives(d, d.Nesting(), false, "adopt: ", nil) {
+		if err != nil {
+			return a, err
+		}
+		switch sub {
 		case "attributes":
-			v, err := oneArg(d)
-			if err != nil {
+			if a.Attributes, err = oneArg(d); err != nil {
 				return a, err
 			}
-			a.Attributes = v
 		default:
-			return a, d.Errf("adopt: unrecognized subdirective %q", d.Val())
+			return a, d.Errf("adopt: unrecognized subdirective %q", sub)
 		}
 	}
 	return a, nil

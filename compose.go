@@ -12,23 +12,19 @@ package signedcookies
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
 	"go.uber.org/zap"
 
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
 
-// checked holds the HTTP apps whose composition was checked, until their config unloads.
-var checked sync.Map // *caddyhttp.App → struct{}
-
-// checkComposition checks the composition of the config h belongs to, once per config.
+// checkComposition checks the composition of the config h belongs to, once per config: the
+// config's own app remembers it, so nothing outlives the config.
 func checkComposition(ctx caddy.Context, h *Handler) error {
 	mods := ctx.Modules()
 	if len(mods) == 0 {
@@ -38,10 +34,13 @@ func checkComposition(ctx caddy.Context, h *Handler) error {
 	if !ok {
 		return nil // provisioned outside an HTTP app (tests, benchmarks)
 	}
-	if _, done := checked.LoadOrStore(app, struct{}{}); done {
+	ours, err := ctx.App(keyRingAppID)
+	if err != nil {
+		return err
+	}
+	if !ours.(*keyRingApp).firstCheck(app) {
 		return nil
 	}
-	ctx.OnCancel(func() { checked.Delete(app) })
 	c := &composer{logger: h.logger, onePath: map[[2]int]bool{}}
 	for _, name := range sortedKeys(app.Servers) {
 		c.server(name, app.Servers[name])
@@ -88,8 +87,7 @@ type composer struct {
 
 func (c *composer) server(name string, srv *caddyhttp.Server) {
 	c.named, c.reached, c.seen, c.nodes = srv.NamedRoutes, map[int]bool{}, map[[2]int]bool{}, map[string][]handlerNode{}
-	c.plain = len(srv.TLSConnPolicies) == 0 && srv.TrustedProxiesRaw == nil &&
-		reflect.ValueOf(srv).Elem().FieldByName("trustedProxies").IsNil()
+	c.plain = len(srv.TLSConnPolicies) == 0
 	first := len(c.handlers)
 	where := "server " + name
 	c.collect(srv.Routes, where)
@@ -325,11 +323,22 @@ func (c *composer) found(h *Handler, where string) *handlerAt {
 			return x
 		}
 	}
-	x := &handlerAt{h: h, policy: h.compositionPolicy(), where: where, id: len(c.handlers)}
+	x := &handlerAt{h: h, policy: h.policy, where: where, id: len(c.handlers)}
+	if x.policy == nil {
+		// not provisioned yet: compiled as its Provision will, without keys
+		out, err := h.compile(compileKeys{})
+		if err != nil {
+			x.policy, _ = engine.New(engine.Config{Name: h.describe()}) // its own Provision reports the error
+		} else {
+			x.policy = out.policy
+		}
+	}
 	c.handlers = append(c.handlers, x)
-	if need := h.needsSecure(); need != "" && c.plain {
-		c.logger.Warn("a cookie that needs Secure on a site served only over plain HTTP: browsers other than on localhost refuse it, and every request gets a new visitor ID",
-			zap.String("handler", x.String()), zap.String("needs_secure", need))
+	if c.plain {
+		for _, need := range h.needsSecure() {
+			c.logger.Warn("a cookie that needs the Secure attribute on a server without TLS: unless TLS ends at a proxy in front of Caddy, browsers (other than on localhost) refuse it",
+				zap.String("handler", x.String()), zap.String("cookie", need.cookie), zap.String("because", need.why))
+		}
 	}
 	return x
 }
@@ -377,45 +386,38 @@ func sharedName(a, b *Handler) string {
 	return ""
 }
 
-// compositionPolicy compiles a handler's configuration without keys: enough to compare it.
-func (h *Handler) compositionPolicy() *engine.Policy {
-	cfg := engine.Config{Sign: h.Sign, Encrypt: h.Encrypt, MaxAge: defaultMaxAge, Name: h.describe(),
-		KeyID: h.keySource() + "\x00realm:" + h.Realm}
-	if h.MaxAge != 0 {
-		cfg.MaxAge = time.Duration(h.MaxAge)
-	}
-	if t := h.Track; t != nil {
-		fp, _ := json.Marshal(t)
-		cfg.Visitor = &engine.Visitor{Name: t.Name, Path: "/", Fingerprint: string(fp)}
-	}
-	return engine.New(cfg)
-}
+// secureNeed is a cookie that needs the Secure attribute, and why.
+type secureNeed struct{ cookie, why string }
 
-// needsSecure names what makes the handler's cookies need the Secure attribute, if anything.
-func (h *Handler) needsSecure() string {
+// needsSecure lists the handler's cookies that need the Secure attribute.
+func (h *Handler) needsSecure() []secureNeed {
+	var out []secureNeed
 	for _, c := range h.Cookie {
+		names := strings.Join(c.Names, " ")
 		switch {
 		case c.Prefix != "":
-			return "cookie " + strings.Join(c.Names, " ") + ": prefix " + c.Prefix
+			out = append(out, secureNeed{names, "cookie: prefix " + c.Prefix})
 		case strings.EqualFold(c.SameSite, "none"):
-			return "cookie " + strings.Join(c.Names, " ") + ": same_site none"
+			out = append(out, secureNeed{names, "cookie: same_site none"})
+		case c.Partitioned != nil && *c.Partitioned:
+			out = append(out, secureNeed{names, "cookie: partitioned"})
+		case c.Secure != nil && *c.Secure:
+			out = append(out, secureNeed{names, "cookie: secure"})
 		}
 	}
-	t := h.Track
-	if t == nil {
-		return ""
+	if t := h.Track; t != nil {
+		switch {
+		case strings.HasPrefix(t.Name, "__Host-"), strings.HasPrefix(t.Name, "__Secure-"):
+			out = append(out, secureNeed{t.Name, "track: the name's prefix (every request would get a new visitor ID)"})
+		case strings.EqualFold(t.SameSite, "none"):
+			out = append(out, secureNeed{t.Name, "track: same_site none (every request would get a new visitor ID)"})
+		case t.Partitioned:
+			out = append(out, secureNeed{t.Name, "track: partitioned (every request would get a new visitor ID)"})
+		case strings.EqualFold(t.Secure, "on"):
+			out = append(out, secureNeed{t.Name, "track: secure on (every request would get a new visitor ID)"})
+		}
 	}
-	switch {
-	case strings.HasPrefix(t.Name, "__Host-"), strings.HasPrefix(t.Name, "__Secure-"):
-		return "the name " + t.Name
-	case strings.EqualFold(t.SameSite, "none"):
-		return "same_site none"
-	case t.Partitioned:
-		return "partitioned"
-	case strings.EqualFold(t.Secure, "on"):
-		return "secure on"
-	}
-	return ""
+	return out
 }
 
 type handlerKind uint8
@@ -503,8 +505,9 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 		default:
 			if m, ok := mh.(caddy.Module); ok {
 				id := m.CaddyModule().ID.Name()
+				fs, isFileServer := mh.(*fileserver.FileServer)
 				switch {
-				case responders[id] || id == "file_server" && !reflect.ValueOf(mh).Elem().FieldByName("PassThru").Bool():
+				case responders[id] || isFileServer && !fs.PassThru:
 					n.kind = kindResponder
 				case id == "rewrite":
 					n.kind = kindRewrite

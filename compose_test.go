@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
@@ -694,77 +695,69 @@ func compWarnings(t *testing.T, globals, top, site string) string {
 	return string(b)
 }
 
-const secureWarning = "a cookie that needs Secure on a site served only over plain HTTP"
+const secureWarning = "a cookie that needs the Secure attribute, set on a response to a plain-HTTP request"
 
-// A visitor cookie that needs Secure on a site served only over plain HTTP is a warning in
-// Caddy's log; the same cookie behind a trusted TLS proxy, over HTTPS, or one that does not
-// need Secure, is not.
+// A cookie the module sets with the Secure attribute (or one that needs it) on a response to
+// a plain-HTTP request is a warning in Caddy's log, once per cookie: only at runtime can the
+// module tell a plain-HTTP site from one behind a TLS-terminating proxy. Over HTTPS, through
+// a trusted proxy that says https, or for a cookie that does not need Secure, no warning.
 func TestSecureOnPlainHTTPWarns(t *testing.T) {
-	for _, c := range []struct{ name, track, need string }{
-		{"host_prefix", "track __Host-vid", `"needs_secure":"the name __Host-vid"`},
-		{"secure_prefix", "track __Secure-vid", `"needs_secure":"the name __Secure-vid"`},
-		{"same_site_none", "track {\n\t\tsame_site none\n\t}", `"needs_secure":"same_site none"`},
-		{"partitioned", "track {\n\t\tpartitioned\n\t}", `"needs_secure":"partitioned"`},
-		{"secure_on", "track {\n\t\tsecure on\n\t}", `"needs_secure":"secure on"`},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			log := compWarnings(t, "", "", sc("", "secret "+testSecret, c.track)+"respond ok\n")
-			if !strings.Contains(log, secureWarning) || !strings.Contains(log, c.need) {
-				t.Errorf("no warning naming %s:\n%s", c.need, log)
-			}
-		})
-	}
-	t.Run("fixed/default_track", func(t *testing.T) {
-		if log := compWarnings(t, "", "", sc("", "secret "+testSecret, "track")+"respond ok\n"); strings.Contains(log, secureWarning) {
-			t.Errorf("warned for a cookie that does not need Secure:\n%s", log)
-		}
-	})
-	t.Run("fixed/trusted_proxies", func(t *testing.T) {
-		log := compWarnings(t, "servers {\n\t\ttrusted_proxies static private_ranges\n\t}", "",
-			sc("", "secret "+testSecret, "track __Host-vid")+"respond ok\n")
-		if strings.Contains(log, secureWarning) {
-			t.Errorf("warned behind trusted proxies:\n%s", log)
-		}
-	})
-	t.Run("fixed/https", func(t *testing.T) {
-		// The internal CA keeps writing to its storage after Caddy stops: not a t.TempDir.
-		storage, err := os.MkdirTemp("", "signed-cookies-compose-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.RemoveAll(storage) })
+	app := scriptedApp(map[string][]string{"/": {"pref=dark; Path=/", "plain=1; Path=/"}})
+	run := func(t *testing.T, globals, lines string, proto string, hdr ...string) string {
+		t.Helper()
+		up := startUpstream(t, app)
 		logFile := filepath.Join(t.TempDir(), "caddy.log")
-		cf := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	auto_https disable_redirects
-	skip_install_trust
-	persist_config off
-	storage file_system %s
-	log {
-		output file %s
-		level INFO
-	}
-}
-
-https://127.0.0.1:%d {
-	bind 127.0.0.1
-	tls internal
-	%s
-	respond ok
-}
-`, freePort(t), storage, logFile, freePort(t), sc("", "secret "+testSecret, "track __Host-vid"))
-		if err := loadCaddyErr(t, "", withCaddyfile(string(caddyfile.Format([]byte(cf))), "")); err != nil {
-			t.Fatalf("loading config: %v\n%s", err, cf)
+		g := fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel WARN\n\t}\n\t%s", logFile, globals)
+		opts := []caddyOpt{withGlobals(g)}
+		if proto != "h1" {
+			opts = append(opts, withTLS())
 		}
+		ci := startCaddy(t, sc("", "secret "+testSecret, lines)+"reverse_proxy "+up.Addr+"\n", opts...)
+		for range 3 {
+			resp, _ := get(t, ci.client(t, proto), ci.url(proto)+"/", hdr...)
+			if len(resp.Header.Values("Set-Cookie")) == 0 {
+				t.Fatal("no Set-Cookie: nothing was set that could need Secure")
+			}
+		}
+		_ = caddy.Stop()
 		b, err := os.ReadFile(logFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), "signing keys from configured secrets") {
-			t.Fatalf("the handler's log was not captured:\n%s", b)
+		return string(b)
+	}
+	for _, c := range []struct{ name, lines, cookie string }{
+		{"host_prefix", "track __Host-vid", "__Host-vid"},
+		{"secure_prefix", "track __Secure-vid", "__Secure-vid"},
+		{"same_site_none", "track {\n\t\tsame_site none\n\t}", "vid"},
+		{"partitioned", "track {\n\t\tpartitioned\n\t}", "vid"},
+		{"secure_on", "track {\n\t\tsecure on\n\t}", "vid"},
+		{"cookie_secure", "cookie pref {\n\t\tsecure\n\t}", "pref"},
+		{"cookie_prefix", "cookie pref {\n\t\tprefix __Host-\n\t}", "__Host-pref"},
+		{"cookie_same_site_none", "cookie pref {\n\t\tsame_site none\n\t}", "pref"},
+		{"cookie_partitioned", "cookie pref {\n\t\tpartitioned\n\t}", "pref"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			log := run(t, "", c.lines, "h1")
+			if strings.Count(log, secureWarning) != 1 || !strings.Contains(log, `"cookie":"`+c.cookie+`"`) {
+				t.Errorf("want one warning naming %s:\n%s", c.cookie, log)
+			}
+		})
+	}
+	t.Run("fixed/default_track", func(t *testing.T) {
+		if log := run(t, "", "track\n\tcookie pref {\n\t\thttp_only\n\t}", "h1"); strings.Contains(log, secureWarning) {
+			t.Errorf("warned for cookies that do not need Secure:\n%s", log)
 		}
-		if strings.Contains(string(b), secureWarning) {
-			t.Errorf("warned on an HTTPS site:\n%s", b)
+	})
+	t.Run("fixed/trusted_proxies", func(t *testing.T) {
+		log := run(t, "servers {\n\t\ttrusted_proxies static private_ranges\n\t}", "track __Host-vid", "h1", "X-Forwarded-Proto", "https")
+		if strings.Contains(log, secureWarning) {
+			t.Errorf("warned behind a trusted proxy that says https:\n%s", log)
+		}
+	})
+	t.Run("fixed/https", func(t *testing.T) {
+		if log := run(t, "", "track __Host-vid\n\tcookie pref {\n\t\tprefix __Host-\n\t}", "h2"); strings.Contains(log, secureWarning) {
+			t.Errorf("warned over HTTPS:\n%s", log)
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,20 +98,12 @@ func (h *Handler) check() error {
 		if err := t.check(); err != nil {
 			return fmt.Errorf("track: %v", err)
 		}
-		if a := t.AdoptNginx; a != nil && h.manages(a.Name) {
-			return fmt.Errorf("track: adopt_nginx: %q is managed by sign or encrypt", a.Name)
-		}
-		for _, p := range append(append([]string{}, h.Sign...), h.Encrypt...) {
-			if ok, _ := path.Match(p, t.Name); ok {
-				return fmt.Errorf("sign/encrypt: %q matches the visitor cookie %q, which track manages", p, t.Name)
-			}
-		}
 	}
 	return nil
 }
 
-// checkAdopt checks the rollout settings: each adopted name managed, deadlines and
-// attributes that parse.
+// checkAdopt checks the rollout settings: names, deadlines and attributes that parse (the
+// compile checks that each name is managed).
 func (h *Handler) checkAdopt() error {
 	if h.Unwrap && len(h.Adopt) > 0 {
 		return errors.New("adopt: not with unwrap, which accepts every plain value already")
@@ -125,22 +116,12 @@ func (h *Handler) checkAdopt() error {
 			if err := checkPattern(n); err != nil {
 				return fmt.Errorf("adopt: %v", err)
 			}
-			if !slices.Contains(h.Sign, n) && !slices.Contains(h.Encrypt, n) && (strings.ContainsAny(n, `*?[\`) || !h.manages(n)) {
-				return fmt.Errorf("adopt: %q is not managed: list it (or a glob matching it) under sign or encrypt", n)
-			}
 		}
 		if _, err := parseDeadline(a.Until); err != nil {
 			return fmt.Errorf("adopt: until: %v", err)
 		}
 		if err := checkAttributes(a.Attributes); err != nil {
 			return fmt.Errorf("adopt: attributes: %v", err)
-		}
-		for _, n := range a.Cookies {
-			for _, r := range h.Cookie {
-				if r.Prefix != "" && slices.ContainsFunc(r.Names, func(p string) bool { return engine.PatternsOverlap(p, n) }) {
-					return fmt.Errorf("adopt: %q has a cookie rule with prefix %s: the browser's unprefixed copy from before is refused as a tossed cookie; adopt it first, add the prefix after the deadline", n, r.Prefix)
-				}
-			}
 		}
 	}
 	if h.Unwrap && h.Track != nil && h.Track.AdoptNginx != nil {
@@ -149,22 +130,19 @@ func (h *Handler) checkAdopt() error {
 	return nil
 }
 
-// checkCookieRule checks a cookie rule, and the combinations its prefix forbids.
+// checkCookieRule checks a cookie rule's fields, and the combinations its prefix forbids (the
+// compile checks how it fits the other rules).
 func (h *Handler) checkCookieRule(c *CookieRule) error {
 	if len(c.Names) == 0 {
 		return errors.New("no cookie names")
 	}
+	if c.Secure == nil && c.HTTPOnly == nil && c.Partitioned == nil && c.SameSite == "" && c.Domain == nil && c.Path == nil &&
+		c.Prefix == "" && !c.Split && !c.NeedsConsent {
+		return errors.New("no settings: the rule would do nothing")
+	}
 	for _, n := range c.Names {
 		if err := checkPattern(n); err != nil {
 			return err
-		}
-		if t := h.Track; t != nil {
-			if ok, _ := path.Match(n, t.Name); ok {
-				return fmt.Errorf("%q matches the visitor cookie %q, whose attributes track sets", n, t.Name)
-			}
-		}
-		if c.Split && !slices.Contains(h.Sign, n) && !slices.Contains(h.Encrypt, n) && (strings.ContainsAny(n, `*?[\`) || !h.manages(n)) {
-			return fmt.Errorf("split: %q is not managed: only a signed or encrypted value can be split safely", n)
 		}
 	}
 	if c.SameSite != "" {
@@ -196,9 +174,6 @@ func (h *Handler) checkCookieRule(c *CookieRule) error {
 		}
 	default:
 		return fmt.Errorf("prefix: %q is not __Host- or __Secure-", c.Prefix)
-	}
-	if c.NeedsConsent && (h.Track == nil || h.Track.Consent == "" && !h.Track.HonorGPC) {
-		return errors.New("needs_consent: the gates it waits for are the visitor cookie's: configure track with consent or honor_gpc")
 	}
 	return nil
 }
@@ -234,6 +209,11 @@ func (h *Handler) checkFormats() error {
 				return fmt.Errorf("%s: %v", field, err)
 			}
 		}
+		// itsdangerous signs no cookie name: the salt is what keeps one cookie's value from
+		// verifying as another's, so each name needs its own block and salt.
+		if len(s.Names) > 1 || strings.ContainsAny(s.Names[0], `*?[\`) {
+			return fmt.Errorf("%s: format itsdangerous signs no cookie name, so one value would verify as any of these names: give each cookie its own block with its own salt", field)
+		}
 		if s.Format != "itsdangerous" {
 			return fmt.Errorf("%s: format: %q is not itsdangerous", field, s.Format)
 		}
@@ -246,6 +226,25 @@ func (h *Handler) checkFormats() error {
 					return fmt.Errorf("%s: secret_key %d %v", field, i+1, err)
 				}
 			}
+		}
+	}
+	seen := map[string]string{}
+	uses := func(field string, keys []string, salt string) error {
+		id := formatKeyID("itsdangerous", keys, cmpOr(salt, "itsdangerous"))
+		if prev, dup := seen[id]; dup {
+			return fmt.Errorf("%s: the same secret_key and salt as %s: a value of one would verify as the other; give each its own salt", field, prev)
+		}
+		seen[id] = field
+		return nil
+	}
+	if t := h.Track; t != nil && t.Format == "itsdangerous" {
+		if err := uses("track "+t.Name, t.SecretKey, t.Salt); err != nil {
+			return err
+		}
+	}
+	for _, s := range h.SignFormat {
+		if err := uses("sign "+strings.Join(s.Names, " "), s.SecretKey, s.Salt); err != nil {
+			return err
 		}
 	}
 	if f := h.FlaskSession; f != nil {
@@ -277,16 +276,6 @@ func (h *Handler) checkFormats() error {
 		}
 	}
 	return nil
-}
-
-// manages reports whether a sign or encrypt pattern matches name.
-func (h *Handler) manages(name string) bool {
-	for _, p := range append(append([]string{}, h.Sign...), h.Encrypt...) {
-		if ok, _ := path.Match(p, name); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // parseDeadline reads a date (its first second, UTC) or an RFC 3339 time.

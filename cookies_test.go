@@ -105,7 +105,7 @@ func TestCookieRuleAttributes(t *testing.T) {
 			-secure
 			-http_only
 			-same_site
-			partitioned
+			-partitioned
 		}
 		cookie gone {
 			domain example.com -
@@ -121,7 +121,7 @@ func TestCookieRuleAttributes(t *testing.T) {
 		"theme=dark; Path=/shop; Domain=shop.test;secure; HttpOnly; SameSite=Strict",
 		// another Domain and a Path outside the prefix are not rewritten
 		"theme=light; Domain=other.example; Path=/else; Secure; HttpOnly; SameSite=Strict",
-		"ui_lang=en; Path=/; Partitioned",
+		"ui_lang=en; Path=/",
 		// Domain removed; "/app" → "/" turns /app/x into /x
 		"gone=1; Path=/x",
 		// no rule: untouched, spacing and all
@@ -134,7 +134,7 @@ func TestCookieRuleAttributes(t *testing.T) {
 		"session=; Path=/shop/cart; Domain=shop.test; Max-Age=0; Secure; HttpOnly; SameSite=Strict",
 		"session=stale; Path=/shop; Domain=shop.test; Expires=" + expired + "; Secure; HttpOnly; SameSite=Strict",
 		"theme=deleted; Path=/shop; Domain=shop.test; Expires=" + expired + "; Secure; HttpOnly; SameSite=Strict",
-		"ui_lang=; Path=/; Max-Age=0; Partitioned",
+		"ui_lang=; Path=/; Max-Age=0",
 		"gone=; Path=/x; Max-Age=0",
 		"other=; Path=/app; Domain=example.com; Max-Age=0",
 	})
@@ -212,7 +212,7 @@ func TestCookieRuleAgreesWithNginx(t *testing.T) {
 // any glob, a glob with more literal characters before one with fewer, then the first
 // configured. The config is JSON, as the admin API would receive it.
 func TestCookieRuleMostSpecificWins(t *testing.T) {
-	names := []string{"session", "sessionx", "sx", "sesion", "legion", "tie_x_tie", "two_x_two", "dup", "plain"}
+	names := []string{"session", "sessionx", "sx", "sesion", "legion", "tie_x_tie", "two_x_two", "plain"}
 	var lines []string
 	for _, n := range names {
 		lines = append(lines, n+"=v; Path=/")
@@ -221,15 +221,13 @@ func TestCookieRuleMostSpecificWins(t *testing.T) {
 	on := true
 	rules := []CookieRule{
 		{Names: []string{"s*"}, SameSite: "strict"},
-		{Names: []string{"session"}, SameSite: "lax"},               // a literal beats every glob, configured later or not
-		{Names: []string{"sess*"}, SameSite: "none", Secure: &on},   // 4 literal characters beat s*'s 1
-		{Names: []string{"*ion"}, HTTPOnly: &on},                    // 3 beat s*'s 1: sesion, legion
-		{Names: []string{"tie_*"}, SameSite: "strict"},              // 4 and 4: the first,
-		{Names: []string{"*_tie"}, SameSite: "lax"},                 //
-		{Names: []string{"*_two"}, SameSite: "strict"},              // whichever side its star is on
-		{Names: []string{"two_*"}, SameSite: "lax"},                 //
-		{Names: []string{"dup"}, SameSite: "strict"},                // a literal twice: the first
-		{Names: []string{"dup"}, SameSite: "lax", Partitioned: &on}, //
+		{Names: []string{"session"}, SameSite: "lax"},             // a literal beats every glob, configured later or not
+		{Names: []string{"sess*"}, SameSite: "none", Secure: &on}, // 4 literal characters beat s*'s 1
+		{Names: []string{"*ion"}, HTTPOnly: &on},                  // 3 beat s*'s 1: sesion, legion
+		{Names: []string{"tie_*"}, SameSite: "strict"},            // 4 and 4: the first,
+		{Names: []string{"*_tie"}, SameSite: "lax"},               //
+		{Names: []string{"*_two"}, SameSite: "strict"},            // whichever side its star is on
+		{Names: []string{"two_*"}, SameSite: "lax"},               //
 	}
 	ci := startCaddy(t, "", withJSON(&Handler{Secrets: []string{testSecret}, Sign: []string{"unrelated"}, Cookie: rules},
 		map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": up.Addr}}}))
@@ -242,9 +240,14 @@ func TestCookieRuleMostSpecificWins(t *testing.T) {
 		"legion=v; Path=/; HttpOnly",
 		"tie_x_tie=v; Path=/; SameSite=Strict",
 		"two_x_two=v; Path=/; SameSite=Strict",
-		"dup=v; Path=/; SameSite=Strict",
 		"plain=v; Path=/",
 	})
+	// A literal name in two blocks would make one of them dead: refused, naming both.
+	dup := append(rules, CookieRule{Names: []string{"dup"}, SameSite: "strict"}, CookieRule{Names: []string{"dup", "other"}, SameSite: "lax"})
+	err := loadCaddyErr(t, "", withJSON(&Handler{Secrets: []string{testSecret}, Sign: []string{"unrelated"}, Cookie: dup}))
+	if err == nil || !strings.Contains(err.Error(), `cookie dup other: "dup" already has a rule in cookie dup`) {
+		t.Errorf("a literal name in two blocks: %v", err)
+	}
 }
 
 // prefixApp is the app of the prefix tests: it sets and deletes session (managed), legacy
@@ -395,7 +398,9 @@ func TestCookieRuleConfigErrors(t *testing.T) {
 		{block("prefix __Host-\nsecure\nhttp_only\nsame_site strict"), nil},
 		{block("same_site none\n-secure"), []string{"same_site", "-secure"}},
 		{block("path app /shop"), []string{"path"}},
-		{ruleSite("127.0.0.1:9", "track\ncookie v* {\nsecure\n}"), []string{"v*", "vid"}},
+		// a glob never matches the visitor cookie, whose attributes track sets; a literal is refused
+		{ruleSite("127.0.0.1:9", "track\ncookie v* {\nsecure\n}"), nil},
+		{ruleSite("127.0.0.1:9", "track\ncookie vid {\nsecure\n}"), []string{"vid", "visitor cookie"}},
 		{ruleSite("127.0.0.1:9", "sign session\ncookie other {\nsplit\n}"), []string{"split", "other"}},
 		{ruleSite("127.0.0.1:9", "track\ncookie _ga {\nneeds_consent\n}"), []string{"needs_consent", "consent", "honor_gpc"}},
 	} {

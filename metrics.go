@@ -8,11 +8,12 @@ package signedcookies
 import (
 	"errors"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
 
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
@@ -86,6 +87,9 @@ func (h *Handler) report(rp *engine.Report) {
 	for _, a := range rp.Adopted {
 		m.adopted.WithLabelValues(a.Cookie).Add(float64(a.Count))
 	}
+	if rp.SecureOnPlain != "" {
+		h.warnSecureOnPlain(rp.SecureOnPlain)
+	}
 	if len(rp.Events) == 0 && rp.Unlisted == 0 {
 		return // nothing was dropped (the counts below are all zero)
 	}
@@ -100,7 +104,7 @@ func (h *Handler) report(rp *engine.Report) {
 	for _, e := range rp.Events {
 		h.logEvent(e, rp.Rejected)
 	}
-	if rp.Unlisted > 0 && warnings.allow(h.now()) {
+	if rp.Unlisted > 0 && h.allowWarning() {
 		if c := h.logger.Check(zapcore.WarnLevel, "more cookies dropped"); c != nil {
 			c.Write(zap.Int("count", rp.Unlisted))
 		}
@@ -120,50 +124,54 @@ func (h *Handler) logEvent(e engine.Event, rejected bool) {
 		msg = "Set-Cookie dropped"
 	}
 	c := h.logger.Check(level, msg)
-	if c == nil || level >= zapcore.WarnLevel && !warnings.allow(h.now()) {
+	if c == nil || level >= zapcore.WarnLevel && !h.allowWarning() {
 		return
 	}
 	fields := []zap.Field{zap.String("cookie", e.Name), zap.String("reason", e.Reason.String())}
-	if n := warnings.takeSuppressed(); n > 0 {
-		fields = append(fields, zap.Int("suppressed_before", n))
+	if n := h.warn.suppressed.Swap(0); n > 0 {
+		fields = append(fields, zap.Int64("suppressed_before", n))
 	}
 	c.Write(fields...)
 }
 
-// warnings bounds the warning lines all handlers write: a burst, then a steady rate. The
-// lines held back are counted and reported with the next one written.
-var warnings = &logLimiter{rate: 10, burst: 100}
+// Each handler's warnings about requests are bounded: a burst, then a steady rate. The lines
+// held back are counted and reported with the next one written.
+const (
+	warningRate  = 10 // lines per second
+	warningBurst = 100
+)
 
-type logLimiter struct {
-	mu         sync.Mutex
-	rate       float64 // lines per second
-	burst      float64
-	tokens     float64
-	last       time.Time
-	suppressed int
+// warner bounds one handler's warnings about requests.
+type warner struct {
+	limit      *rate.Limiter
+	suppressed atomic.Int64 // warnings held back since the last one written
+	once       sync.Map     // cookie name → struct{}: warned about once
+	onceCount  atomic.Int64
 }
 
-func (l *logLimiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last.IsZero() {
-		l.tokens = l.burst
-	} else {
-		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+func (h *Handler) allowWarning() bool {
+	if h.warn.limit.AllowN(h.now(), 1) {
+		return true
 	}
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed++
-		return false
-	}
-	l.tokens--
-	return true
+	h.warn.suppressed.Add(1)
+	return false
 }
 
-func (l *logLimiter) takeSuppressed() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := l.suppressed
-	l.suppressed = 0
-	return n
+// maxWarnedOnce bounds the cookie names a handler remembers having warned about.
+const maxWarnedOnce = 64
+
+// warnSecureOnPlain says, once per cookie name, that the module set a cookie with the Secure
+// attribute (or one that needs it) on a plain-HTTP request: only at runtime can the module
+// tell whether TLS ends at a proxy in front of Caddy.
+func (h *Handler) warnSecureOnPlain(name string) {
+	w := h.warn
+	if _, seen := w.once.Load(name); seen || w.onceCount.Load() >= maxWarnedOnce {
+		return
+	}
+	if _, seen := w.once.LoadOrStore(name, struct{}{}); seen {
+		return
+	}
+	w.onceCount.Add(1)
+	h.logger.Warn("a cookie that needs the Secure attribute, set on a response to a plain-HTTP request: browsers (other than on localhost) refuse it; serve the site over HTTPS, or list the TLS-terminating proxy in front of Caddy in trusted_proxies",
+		zap.String("cookie", name))
 }

@@ -4,18 +4,16 @@
 package signedcookies
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
@@ -115,6 +113,7 @@ type Handler struct {
 	OnInvalid string `json:"on_invalid,omitempty"`
 
 	logger  *zap.Logger
+	warn    *warner // bounds the warnings about requests
 	metrics *metrics
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
@@ -331,6 +330,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, checks the configuration, loads the keys and compiles the policy.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.warn = &warner{limit: rate.NewLimiter(warningRate, warningBurst)}
 	h.now = time.Now
 	h.clock = func() int64 { return h.now().Unix() }
 	h.setDefaults()
@@ -347,84 +347,67 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("realm: %v", err)
 	}
-	var ring *cookie.KeyRing
-	var keyID string
+	k := compileKeys{gate: func(t *Track) (func(*http.Request) bool, error) { return loadGate(ctx, t) }}
 	if len(h.Secrets) > 0 {
-		ring, keyID, err = h.configuredKeys(realm)
-	} else {
-		h.keys, err = useStorageRing(ctx, h, realm)
-		if err == nil {
-			ring, keyID = h.keys.ring(), h.keys.id()
-		}
+		k.ring, err = h.configuredKeys(realm)
+	} else if h.keys, err = useStorageRing(ctx, h, realm); err == nil {
+		k.ring, k.refresh = h.keys.ring(), h.keys.refreshOnDemand
 	}
 	if err != nil {
 		return err
 	}
+	c, err := h.compile(k)
+	if err != nil {
+		return err
+	}
+	if h.keys != nil {
+		h.keys.follow(c.codecs...)
+	}
+	h.policy = c.policy
+	h.logLoadWarnings()
+	return checkComposition(ctx, h)
+}
 
-	cfg := engine.Config{
-		Sign:    h.Sign,
-		Encrypt: h.Encrypt,
-		MaxAge:  time.Duration(h.MaxAge),
-		Reject:  h.OnInvalid == "reject",
-		Unwrap:  h.Unwrap,
-		KeyID:   keyID,
-		Name:    h.describe(),
-		IsHTTPS: isHTTPS,
+// loadGate loads track's when matchers.
+func loadGate(ctx caddy.Context, t *Track) (func(*http.Request) bool, error) {
+	mods, err := ctx.LoadModule(t, "WhenRaw")
+	if err != nil {
+		return nil, err
+	}
+	var when caddyhttp.MatcherSet
+	for _, m := range mods.(map[string]any) {
+		when = append(when, m)
+	}
+	return func(r *http.Request) bool {
+		ok, err := when.MatchWithError(r)
+		return err == nil && ok
+	}, nil
+}
+
+// logLoadWarnings logs what the configuration does that its author may not expect.
+func (h *Handler) logLoadWarnings() {
+	for _, w := range h.policy.Warnings() {
+		h.logger.Warn(w, zap.String("handler", h.describe()))
 	}
 	for _, a := range h.Adopt {
 		until, _ := parseDeadline(a.Until) // checked
-		cfg.Adopt = append(cfg.Adopt, engine.Adoption{Names: a.Cookies, Until: until, Attributes: a.Attributes})
 		h.warnPast("adopt", a.Until, until)
 	}
-	var codecs []*cookie.Codec
-	if h.keys != nil {
-		cfg.Refresh = h.keys.refreshOnDemand
+	if t := h.Track; t != nil && t.AdoptNginx != nil {
+		until, _ := parseDeadline(t.AdoptNginx.Until) // checked
+		h.warnPast("track: adopt_nginx", t.AdoptNginx.Until, until)
 	}
-	codec := func(encrypt bool, maxLength int) *cookie.Codec {
-		c := cookie.NewCodec(ring, cookie.Options{Encrypt: encrypt, MaxAge: cfg.MaxAge, MaxLength: maxLength})
-		codecs = append(codecs, c)
-		return c
-	}
-	split := slices.ContainsFunc(h.Cookie, func(c CookieRule) bool { return c.Split })
-	if len(h.Sign) > 0 {
-		cfg.SignCodec = codec(false, 0)
-		if split {
-			cfg.LongSignCodec = codec(false, splitMaxLength)
-		}
-	}
-	if len(h.Encrypt) > 0 {
-		cfg.EncryptCodec = codec(true, 0)
-		if split {
-			cfg.LongEncryptCodec = codec(true, splitMaxLength)
-		}
-	}
-	for _, c := range h.Cookie {
-		cfg.Cookies = append(cfg.Cookies, c.engineRule())
-	}
-	for i, s := range h.SignFormat {
+	for _, s := range h.SignFormat {
 		h.logger.Info("itsdangerous values carry no timestamp (URLSafeSerializer): max_age and the upstream's Max-Age or Expires do not bound them", zap.Strings("cookies", s.Names))
-		r, err := s.engineRule()
-		if err != nil {
-			return fmt.Errorf("sign %s: %v", strings.Join(h.SignFormat[i].Names, " "), err)
-		}
-		cfg.Formatted = append(cfg.Formatted, r)
 	}
 	if f := h.FlaskSession; f != nil {
-		if cfg.Flask, err = f.engineFlask(h.logger); err != nil {
-			return fmt.Errorf("flask_session: %v", err)
+		keys, err := resolveKeys("secret_key", f.SecretKey, false)
+		for i, k := range keys {
+			if err == nil && checkFormatKey(k) != nil {
+				h.logger.Warn("the Flask app's secret key is weak: anyone who guesses it can forge sessions, for the app and for this check alike", zap.Int("secret_key", i+1))
+			}
 		}
 	}
-	if h.Track != nil {
-		if cfg.Visitor, err = h.visitorConfig(ctx, ring); err != nil {
-			return err
-		}
-		codecs = append(codecs, cfg.Visitor.Codec)
-	}
-	if h.keys != nil {
-		h.keys.follow(codecs...)
-	}
-	h.policy = engine.New(cfg)
-	return checkComposition(ctx, h)
 }
 
 // Cleanup releases the storage key ring.
@@ -436,7 +419,8 @@ func (h *Handler) Cleanup() error {
 }
 
 func (h *Handler) setDefaults() {
-	if h.Track == nil && len(h.Sign) == 0 && len(h.Encrypt) == 0 && len(h.SignFormat) == 0 && h.FlaskSession == nil {
+	// A handler that only has cookie rules hardens the app's cookies; it does not track.
+	if h.Track == nil && len(h.Sign) == 0 && len(h.Encrypt) == 0 && len(h.SignFormat) == 0 && h.FlaskSession == nil && len(h.Cookie) == 0 {
 		h.Track = new(Track)
 	}
 	if h.MaxAge == 0 {
@@ -479,189 +463,29 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// configuredKeys resolves the configured secrets into a key ring. The key ID identifies the
-// keys without revealing them.
-func (h *Handler) configuredKeys(realm string) (*cookie.KeyRing, string, error) {
+// configuredKeys resolves the configured secrets into a key ring.
+func (h *Handler) configuredKeys(realm string) (*cookie.KeyRing, error) {
 	repl := caddy.NewReplacer()
 	secrets := make([][]byte, len(h.Secrets))
-	id := sha256.New()
-	fmt.Fprintf(id, "realm %q;", realm)
 	for i, s := range h.Secrets {
 		v, err := repl.ReplaceOrErr(s, true, true)
 		if err != nil {
 			// the error names the placeholder, never a value
-			return nil, "", fmt.Errorf("secret %d: %v", i+1, err)
+			return nil, fmt.Errorf("secret %d: %v", i+1, err)
 		}
 		if secrets[i], err = cookie.ParseSecret(v); err != nil {
-			return nil, "", fmt.Errorf("secret %d %v", i+1, err)
+			return nil, fmt.Errorf("secret %d %v", i+1, err)
 		}
-		id.Write(secrets[i])
-		id.Write([]byte{0})
 	}
 	ring, err := cookie.NewRealmKeyRing(realm, secrets...)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := selfTest(ring); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	h.logger.Info("signing keys from configured secrets", zap.Int("secrets", ring.Len()), zap.String("realm", realm))
-	return ring, "secrets:" + hex.EncodeToString(id.Sum(nil)), nil
-}
-
-// visitorConfig is the engine's view of Track.
-func (h *Handler) visitorConfig(ctx caddy.Context, ring *cookie.KeyRing) (*engine.Visitor, error) {
-	t := h.Track
-	fingerprint, err := json.Marshal(t) // before loading the matchers, which frees their JSON
-	if err != nil {
-		return nil, err
-	}
-	codec := cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)})
-	textID := false
-	if t.Format == "itsdangerous" {
-		if codec, _, err = t.itsDangerousCodec(); err != nil {
-			return nil, err
-		}
-		textID = true
-	}
-	v := &engine.Visitor{
-		Name:        t.Name,
-		Codec:       codec,
-		TextID:      textID,
-		MaxAge:      time.Duration(t.MaxAge),
-		Refresh:     time.Duration(t.Refresh),
-		Domain:      t.Domain,
-		Path:        t.Path,
-		Strip:       t.Forward == "strip",
-		Secure:      map[string]engine.Secure{"auto": engine.SecureAuto, "on": engine.SecureOn, "off": engine.SecureOff}[t.Secure],
-		HTTPOnly:    *t.HTTPOnly,
-		SameSite:    map[string]engine.SameSite{"lax": engine.SameSiteLax, "strict": engine.SameSiteStrict, "none": engine.SameSiteNone}[t.SameSite],
-		Partitioned: t.Partitioned,
-		HonorGPC:    t.HonorGPC,
-		Consent:     t.Consent,
-		Fingerprint: string(fingerprint),
-	}
-	if !strings.EqualFold(t.Header, "off") {
-		v.Header = t.Header
-	}
-	if t.IDFormat == "nginx" {
-		v.IDFormat = engine.IDNginx
-	}
-	if a := t.AdoptNginx; a != nil {
-		v.AdoptNginx = a.Name
-		v.AdoptNginxUntil, _ = parseDeadline(a.Until) // checked
-		h.warnPast("track: adopt_nginx", a.Until, v.AdoptNginxUntil)
-	}
-	if t.WhenRaw != nil {
-		mods, err := ctx.LoadModule(t, "WhenRaw")
-		if err != nil {
-			return nil, fmt.Errorf("track: when: %v", err)
-		}
-		var when caddyhttp.MatcherSet
-		for _, m := range mods.(map[string]any) {
-			when = append(when, m)
-		}
-		v.Gate = func(r *http.Request) bool {
-			ok, err := when.MatchWithError(r)
-			return err == nil && ok
-		}
-	}
-	return v, nil
-}
-
-// splitMaxLength is the longest encoded value a split carries (its most cookies, of 4 KB
-// less their names).
-const splitMaxLength = engine.MaxSplitCookies * 4000
-
-// engineRule is the engine's view of a cookie rule.
-func (c CookieRule) engineRule() engine.CookieRule {
-	r := engine.CookieRule{Names: c.Names, Secure: c.Secure, HTTPOnly: c.HTTPOnly, Partitioned: c.Partitioned,
-		Prefix: c.Prefix, Split: c.Split, SplitCookies: c.SplitCookies, NeedsConsent: c.NeedsConsent}
-	if c.SameSite != "" {
-		v := map[string]string{"lax": "Lax", "strict": "Strict", "none": "None", "-": ""}[strings.ToLower(c.SameSite)]
-		r.SameSite = &v
-	}
-	if d := c.Domain; d != nil {
-		r.Domain = &engine.Rewrite{From: d.From, To: strings.TrimPrefix(d.To, "-")}
-	}
-	if p := c.Path; p != nil {
-		r.Path = &engine.Rewrite{From: p.From, To: p.To}
-	}
-	return r
-}
-
-// resolveKeys resolves the placeholders of itsdangerous secret keys. The key ID identifies
-// the keys and how they are used without revealing them.
-func resolveKeys(field string, keys []string, use string) ([][]byte, string, error) {
-	repl := caddy.NewReplacer()
-	id := sha256.New()
-	fmt.Fprintf(id, "%s;", use)
-	out := make([][]byte, len(keys))
-	for i, k := range keys {
-		v, err := repl.ReplaceOrErr(k, true, true)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s %d: %v", field, i+1, err)
-		}
-		out[i] = []byte(v)
-		id.Write(out[i])
-		id.Write([]byte{0})
-	}
-	return out, hex.EncodeToString(id.Sum(nil)), nil
-}
-
-func (s SignFormat) engineRule() (engine.FormattedRule, error) {
-	keys, id, err := resolveKeys("secret_key", s.SecretKey, "itsdangerous "+s.Salt)
-	if err != nil {
-		return engine.FormattedRule{}, err
-	}
-	for i, k := range keys {
-		if err := checkFormatKey(k); err != nil {
-			return engine.FormattedRule{}, fmt.Errorf("secret_key %d %v", i+1, err)
-		}
-	}
-	c, err := cookie.NewItsDangerousCodec(keys, cmpOr(s.Salt, "itsdangerous"), cookie.Options{})
-	if err != nil {
-		return engine.FormattedRule{}, err
-	}
-	return engine.FormattedRule{Names: s.Names, Codec: c, KeyID: "itsdangerous:" + id}, nil
-}
-
-func (f *FlaskSession) engineFlask(logger *zap.Logger) (*engine.Flask, error) {
-	keys, id, err := resolveKeys("secret_key", f.SecretKey, "flask "+f.Salt)
-	if err != nil {
-		return nil, err
-	}
-	for i, k := range keys {
-		if checkFormatKey(k) != nil {
-			logger.Warn("the Flask app's secret key is weak: anyone who guesses it can forge sessions, for the app and for this check alike", zap.Int("secret_key", i+1))
-		}
-	}
-	c, err := cookie.NewFlaskSessionCodec(keys, f.Salt, cookie.Options{MaxAge: time.Duration(f.MaxAge)})
-	if err != nil {
-		return nil, err
-	}
-	ef := &engine.Flask{Name: f.Name, Codec: c, Expose: f.Expose, KeyID: "flask:" + id,
-		OnInvalid: map[string]engine.FlaskInvalid{"drop": engine.FlaskDrop, "reject": engine.FlaskReject, "pass": engine.FlaskPass}[f.OnInvalid]}
-	if !strings.EqualFold(f.HeaderPrefix, "off") {
-		ef.HeaderPrefix = f.HeaderPrefix
-	}
-	return ef, nil
-}
-
-// itsDangerousCodec is the codec of a visitor cookie in the itsdangerous format, and the
-// number of its keys.
-func (t *Track) itsDangerousCodec() (*cookie.Codec, int, error) {
-	keys, _, err := resolveKeys("track: secret_key", t.SecretKey, "itsdangerous "+t.Salt)
-	if err != nil {
-		return nil, 0, err
-	}
-	for i, k := range keys {
-		if err := checkFormatKey(k); err != nil {
-			return nil, 0, fmt.Errorf("track: secret_key %d %v", i+1, err)
-		}
-	}
-	c, err := cookie.NewItsDangerousCodec(keys, cmpOr(t.Salt, "itsdangerous"), cookie.Options{MaxAge: time.Duration(t.MaxAge)})
-	return c, len(keys), err
+	return ring, nil
 }
 
 // warnPast says so when a deadline has passed already: the setting then does nothing.
@@ -669,27 +493,6 @@ func (h *Handler) warnPast(field, text string, until time.Time) {
 	if !until.After(h.now()) {
 		h.logger.Warn("deadline in the past: this setting has no effect any more", zap.String("field", field), zap.String("until", text))
 	}
-}
-
-// describe names the handler in errors and logs by what it manages.
-func (h *Handler) describe() string {
-	var parts []string
-	if h.Track != nil {
-		parts = append(parts, "track "+h.Track.Name)
-	}
-	if len(h.Sign) > 0 {
-		parts = append(parts, "sign "+strings.Join(h.Sign, " "))
-	}
-	if len(h.Encrypt) > 0 {
-		parts = append(parts, "encrypt "+strings.Join(h.Encrypt, " "))
-	}
-	for _, s := range h.SignFormat {
-		parts = append(parts, "sign "+strings.Join(s.Names, " ")+" ("+s.Format+")")
-	}
-	if f := h.FlaskSession; f != nil {
-		parts = append(parts, "flask_session "+f.Name)
-	}
-	return "signed_cookies {" + strings.Join(parts, "; ") + "}"
 }
 
 // selfTest round-trips a value through the signing key so that a broken key fails the config

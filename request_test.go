@@ -445,6 +445,7 @@ func TestRejectLeavesNothingForgedForErrorRoutes(t *testing.T) {
 		signed_cookies {
 			secret `+testSecret+`
 			sign session
+			on_invalid reject
 		}
 		header X-Err {err.status_code}
 		reverse_proxy `+up.Addr+`

@@ -214,7 +214,8 @@ type Decoded struct {
 
 // AppendDecode verifies value for a cookie called name and appends the plain value to dst.
 // On error, the returned error is one of ErrTooLong, ErrMalformed, ErrBadMAC, ErrExpired and
-// dst is returned unchanged.
+// dst is returned unchanged; on ErrExpired, Signed and Key say when and with which key the
+// value was signed.
 func (c *Codec) AppendDecode(dst []byte, name, value string) (Decoded, error) {
 	return c.AppendDecodeAt(dst, name, value, 0)
 }
@@ -274,7 +275,7 @@ func (c *Codec) AppendDecodeAt(dst []byte, name, value string, now int64) (Decod
 		now = c.now().Unix()
 	}
 	if c.maxAge != 0 && ts < now-c.maxAge {
-		return Decoded{Value: dst}, ErrExpired
+		return Decoded{Value: dst, Signed: ts, Key: keyIndex}, ErrExpired
 	}
 	start := len(dst)
 	out, err := b64.AppendDecode(dst, b[i+1:j])

@@ -282,7 +282,12 @@ func TestCodecDecodeErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tc.desc, err, tc.want)
 			continue
 		}
-		if string(d.Value) != "dst" || d.Signed != 0 || d.Key != 0 {
+		switch {
+		case string(d.Value) != "dst":
+			t.Errorf("%s: result %+v, want dst unchanged", tc.desc, d)
+		case err == ErrExpired && (d.Signed != t0 || d.Key != 0):
+			t.Errorf("%s: result %+v, want when and with which key it was signed", tc.desc, d)
+		case err != ErrExpired && (d.Signed != 0 || d.Key != 0):
 			t.Errorf("%s: result %+v, want dst unchanged and nothing else", tc.desc, d)
 		}
 		var de *DecodeError

@@ -110,6 +110,9 @@ func (f *flaskSession) appendDecode(dst []byte, value string, now int64) (Decode
 		maxAge = -1
 	}
 	js, ts, key, err := f.z.verify(value, now, maxAge)
+	if err == ErrExpired {
+		return Decoded{Value: dst, Signed: ts, Key: key}, err
+	}
 	if err != nil {
 		return Decoded{Value: dst}, err
 	}

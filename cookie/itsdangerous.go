@@ -304,7 +304,7 @@ func (z *dangerousSerializer) verify(value string, now, maxAge int64) (js []byte
 		// TimestampSigner.unsign: age = now - ts; expired if age > max_age, and a signature
 		// from the future (age < 0) is SignatureExpired too.
 		if maxAge >= 0 && (now < 0 || u > uint64(now) || now-int64(u) > maxAge) {
-			return nil, 0, -1, ErrExpired
+			return nil, int64(u), key, ErrExpired
 		}
 		payload, ts = payload[:j], int64(u)
 	}
@@ -353,6 +353,9 @@ func dangerousParseTimestamp(s string) (uint64, bool) {
 // text.
 func (z *dangerousSerializer) appendLoads(dst []byte, value string, now, maxAge int64) (Decoded, error) {
 	js, ts, key, err := z.verify(value, now, maxAge)
+	if err == ErrExpired {
+		return Decoded{Value: dst, Signed: ts, Key: key}, err
+	}
 	if err != nil {
 		return Decoded{Value: dst}, err
 	}

@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"fmt"
 	"path"
 	"strings"
 )
@@ -56,37 +57,44 @@ func (p *Policy) adoption(name string, now int64) *adoption {
 	return nil
 }
 
+// adoptionIdentity lists the adoption windows that can apply to a name of pattern.
+func (p *Policy) adoptionIdentity(pattern string) string {
+	var b strings.Builder
+	for _, a := range p.adopt {
+		if PatternsOverlap(a.pattern, pattern) {
+			fmt.Fprintf(&b, "{%s %d %q}", a.pattern, a.until, a.attrs)
+		}
+	}
+	return b.String()
+}
+
 // adopted is a plain value of a managed cookie forwarded as received.
 type adopted struct {
 	name, value string
 	label       string    // the adoption's pattern: the metric label (never an attacker's name)
 	entry       *adoption // nil on the way back
-	start, end  int       // where it stands in the rebuilt header, its separator included
+	pair        int       // its pair in result.all
 }
 
-// adoptPair forwards a plain value of a managed cookie as it was received, with the checks
-// an unmanaged pair gets.
-func (p *Policy) adoptPair(res *result, part, name, value string, rule int, a *adoption) {
-	if (strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && p.jar.hidesManaged(part, &res.canon) {
-		res.drop(name, -1, Lookalike)
-		return
-	}
-	if res.hasFound(name) || res.hasAdopted(name) {
-		res.drop(name, rule, Duplicate)
+// adoptPair forwards a plain value of a managed cookie as it was received, through the same
+// gate as an unmanaged pair; a later encoded copy that verifies takes its place.
+func (p *Policy) adoptPair(res *result, pr pair, a *adoption) {
+	name := pr.name()
+	if res.hasAdopted(name) {
+		res.drop(pr.browser(), int(pr.rule), Duplicate)
 		return
 	}
 	if len(res.adopted) >= maxKept {
-		res.drop(name, rule, OverBudget)
+		res.drop(pr.browser(), int(pr.rule), OverBudget)
 		return
 	}
-	start := len(res.header)
-	res.appendPart(part)
 	label := a.pattern
 	if a == &unwrapped {
-		a, label = nil, p.jar.rules[rule].pattern
+		a, label = nil, p.jar.rules[pr.rule].pattern
 	}
-	res.adopted = append(res.adopted, adopted{name: name, value: value, label: label, entry: a, start: start, end: len(res.header)})
-	p.noteConsent(res, name, value)
+	pr.fate = fateAdopted
+	res.adopted = append(res.adopted, adopted{name: name, value: pr.value(), label: label, entry: a, pair: len(res.all)})
+	res.all = append(res.all, pr)
 }
 
 func (res *result) hasAdopted(name string) bool {
@@ -98,24 +106,28 @@ func (res *result) hasAdopted(name string) bool {
 	return false
 }
 
-// settleAdopted removes the plain copies of cookies that also came encoded and verified: the
+// settleAdopted drops the plain copies of cookies that also came encoded and verified: the
 // encoded copy wins, whatever the order.
 func (res *result) settleAdopted() {
-	for i := len(res.adopted) - 1; i >= 0; i-- {
-		a := res.adopted[i]
-		if !res.hasFound(a.name) {
+	kept := res.adopted[:0]
+	for _, a := range res.adopted {
+		if res.hasFound(a.name) {
+			res.dropPair(&res.all[a.pair], Duplicate)
 			continue
 		}
-		res.adopted = append(res.adopted[:i], res.adopted[i+1:]...)
-		res.cut(span{a.start, a.end})
-		res.drop(a.name, -1, Duplicate)
+		kept = append(kept, a)
 	}
+	clear(res.adopted[len(kept):])
+	res.adopted = kept
 }
 
 // noteAdopted counts and lists the adopted cookies, and queues the upgrade of those whose
 // attributes are known.
 func (ps *Pass) noteAdopted() {
 	for _, a := range ps.res.adopted {
+		if ps.res.all[a.pair].fate == fateDrop {
+			continue // held back (no consent) or refused by the gate
+		}
 		ps.Report.countAdopted(a.label)
 		ps.event(a.name, Adopted, false, true)
 		// a value the way back would refuse (it reads as several pairs) is not upgraded
@@ -144,10 +156,14 @@ func (rp *Report) countAdopted(label string) {
 // upgradeLine is the Set-Cookie line that replaces an adopted cookie with its encoded form.
 func (ps *Pass) upgradeLine(a adopted) (string, bool) {
 	r := &ps.p.jar.rules[ps.p.jar.match(a.name)]
-	ts := ps.signTime()
-	if a.entry.hasMaxAge && r.maxAge > 0 && a.entry.maxAge < r.maxAge {
-		ts += a.entry.maxAge - r.maxAge // the signature expires with the cookie
+	// The signature expires with the cookie, and with the window: a value the client chose
+	// while plain values passed is not accepted after them.
+	now := ps.signTime()
+	expiry := a.entry.until
+	if a.entry.hasMaxAge && now+a.entry.maxAge < expiry {
+		expiry = now + a.entry.maxAge
 	}
+	ts := min(now, expiry-r.maxAge)
 	b := append(ps.buf[:0], a.name...)
 	b = append(b, '=')
 	b, err := r.codec.AppendEncodeAt(b, a.name, []byte(a.value), ts)

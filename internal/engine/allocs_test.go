@@ -32,7 +32,7 @@ func TestAllocs(t *testing.T) {
 	var buf []byte
 	rebuild := func(tp testPolicy, header string) {
 		lines := [1]string{header}
-		if !tp.rebuild(&res, lines[:], t0, nil) || len(res.found) == 0 {
+		if !tp.rebuild(&res, lines[:], t0, nil, false) || len(res.found) == 0 {
 			t.Fatalf("rebuild: %d found", len(res.found))
 		}
 	}

@@ -31,7 +31,7 @@ func BenchmarkRebuild(b *testing.B) {
 			b.ReportAllocs()
 			var res result
 			for b.Loop() {
-				if !tp.rebuild(&res, lines, t0, nil) {
+				if !tp.rebuild(&res, lines, t0, nil, false) {
 					b.Fatal("too many pairs")
 				}
 			}

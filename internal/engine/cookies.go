@@ -6,6 +6,7 @@
 package engine
 
 import (
+	"fmt"
 	"path"
 	"strconv"
 	"strings"
@@ -53,14 +54,38 @@ const (
 type block struct {
 	CookieRule
 	order int
+	id    string // see identity
+}
+
+// identity is equal for blocks that treat a cookie the same way ("" for none).
+func (b *block) identity() string {
+	if b == nil {
+		return ""
+	}
+	return b.id
+}
+
+// attributesOnly reports whether the block only edits attributes: it changes neither the name
+// the browser holds, nor the value, nor whether the cookie passes.
+func (b *block) attributesOnly() bool {
+	return b.Prefix == "" && !b.Split && !b.NeedsConsent
+}
+
+// needsSecure reports whether the block gives its cookies the Secure attribute, or an
+// attribute browsers accept only with it.
+func (b *block) needsSecure() bool {
+	return b != nil && (b.Prefix != "" || b.Secure != nil && *b.Secure || b.SameSite != nil && *b.SameSite == "None" ||
+		b.Partitioned != nil && *b.Partitioned)
 }
 
 // blocks finds the rule of a name: literal names in a map, globs in specificity order.
 type blocks struct {
+	all      []*block
 	literal  map[string]*block
 	globs    []globBlock
-	prefixed bool // some block has a prefix
-	split    bool // some block splits
+	visitor  string // the visitor cookie's name: no glob matches it, its attributes are track's
+	prefixed bool   // some block has a prefix
+	split    bool   // some block splits
 	// first holds the first byte of every literal name and glob prefix: a name starting with
 	// another byte has no rule, found without a map lookup. anyFirst: a glob starts with a
 	// metacharacter.
@@ -74,16 +99,23 @@ type globBlock struct {
 	b               *block
 }
 
-func newBlocks(rules []CookieRule) *blocks {
+func newBlocks(rules []CookieRule, visitor string) *blocks {
 	if len(rules) == 0 {
 		return nil
 	}
-	bs := &blocks{literal: map[string]*block{}}
+	bs := &blocks{literal: map[string]*block{}, visitor: visitor}
 	for i, r := range rules {
 		b := &block{CookieRule: r, order: i}
 		if b.Split && (b.SplitCookies < 2 || b.SplitCookies > MaxSplitCookies) {
 			b.SplitCookies = defaultChunks
 		}
+		if !b.Split {
+			b.SplitCookies = 0
+		}
+		b.id = fmt.Sprintf("secure=%s http_only=%s partitioned=%s same_site=%s domain=%s path=%s prefix=%s split=%d consent=%v",
+			flagText(b.Secure), flagText(b.HTTPOnly), flagText(b.Partitioned), textOf(b.SameSite), rewriteText(b.Domain), rewriteText(b.Path),
+			b.Prefix, b.SplitCookies, b.NeedsConsent)
+		bs.all = append(bs.all, b)
 		bs.prefixed = bs.prefixed || r.Prefix != ""
 		bs.split = bs.split || r.Split
 		for _, n := range r.Names {
@@ -116,13 +148,107 @@ func newBlocks(rules []CookieRule) *blocks {
 	return bs
 }
 
-// find returns the rule of name, or nil.
+func flagText(v *bool) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatBool(*v)
+}
+
+func textOf(v *string) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.Quote(*v)
+}
+
+func rewriteText(r *Rewrite) string {
+	if r == nil {
+		return "-"
+	}
+	return strconv.Quote(r.From) + ">" + strconv.Quote(r.To)
+}
+
+// list is every block, in the configured order.
+func (bs *blocks) list() []*block {
+	if bs == nil {
+		return nil
+	}
+	return bs.all
+}
+
+// identityFor lists the identities of the blocks that can apply to a name of pattern.
+func (bs *blocks) identityFor(pattern string) string {
+	if bs == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, bl := range bs.all {
+		for _, n := range bl.Names {
+			if PatternsOverlap(n, pattern) {
+				b.WriteString("{" + bl.id + "}")
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// check refuses blocks that contradict each other or the managed rules: one name in two
+// blocks, a name the visitor cookie has, a prefixed or chunk name that a rule claims as its
+// own, attributes a browser refuses together.
+func (bs *blocks) check(j *jar) error {
+	seen := map[string]string{}
+	for _, b := range bs.list() {
+		field := "cookie " + strings.Join(b.Names, " ")
+		if b.Partitioned != nil && *b.Partitioned && b.Secure != nil && !*b.Secure {
+			return fmt.Errorf("%s: partitioned with -secure: browsers refuse Partitioned without Secure", field)
+		}
+		for _, n := range b.Names {
+			if prev, dup := seen[n]; dup {
+				return fmt.Errorf("%s: %q already has a rule in %s; give each name one block", field, n, prev)
+			}
+			seen[n] = field
+			if n == bs.visitor {
+				return fmt.Errorf("%s: %q is the visitor cookie, whose attributes track sets", field, n)
+			}
+			var made []string
+			if b.Prefix != "" {
+				made = append(made, b.Prefix+n)
+			}
+			if b.Split {
+				made = append(made, n+"__[1-7]")
+			}
+			for _, m := range made {
+				for k := range j.rules {
+					r := &j.rules[k]
+					if r.kind != kindPlain && PatternsOverlap(r.pattern, m) {
+						return fmt.Errorf("%s and %s both claim the cookie the browser holds as %s: manage %q (the name the upstream uses) instead", r.field, field, overlapName(r.pattern, m), n)
+					}
+				}
+				for _, o := range bs.all {
+					for _, on := range o.Names {
+						if PatternsOverlap(on, m) {
+							return fmt.Errorf("%s and cookie %s both claim the cookie the browser holds as %s", field, strings.Join(o.Names, " "), overlapName(on, m))
+						}
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// find returns the rule of name, or nil. No glob matches the visitor cookie.
 func (bs *blocks) find(name string) *block {
 	if bs == nil || name == "" || !bs.anyFirst && !bs.first[name[0]] {
 		return nil
 	}
 	if b, ok := bs.literal[name]; ok {
 		return b
+	}
+	if name == bs.visitor {
+		return nil
 	}
 	for i := range bs.globs {
 		g := &bs.globs[i]
@@ -140,6 +266,9 @@ func (bs *blocks) find(name string) *block {
 // prefixed name loses its prefix; an unprefixed name whose rule wants a prefix is refused
 // (a sibling subdomain can set it; only this host over HTTPS can set the prefixed one).
 func (bs *blocks) incoming(name string) (app string, b *block, refused bool) {
+	if bs == nil {
+		return name, nil, false
+	}
 	if bs.prefixed {
 		for _, pre := range [...]string{"__Host-", "__Secure-"} {
 			if rest, ok := strings.CutPrefix(name, pre); ok {
@@ -160,7 +289,7 @@ func (bs *blocks) incoming(name string) (app string, b *block, refused bool) {
 // upstream reads, the index of its rule in rules (-1 when none), and whether the name is
 // refused for lacking the prefix its rule adds.
 func RuleFor(rules []CookieRule, name string) (app string, index int, refused bool) {
-	bs := newBlocks(rules)
+	bs := newBlocks(rules, "")
 	if bs == nil {
 		return name, -1, false
 	}

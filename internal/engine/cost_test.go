@@ -341,7 +341,7 @@ func TestLinearCost(t *testing.T) {
 		for _, size := range costSizes {
 			h := s.gen(size)
 			headers[s.name] = append(headers[s.name], h)
-			if err := s.check(&res, tp.rebuild(&res, []string{h}, t0, nil)); err != nil {
+			if err := s.check(&res, tp.rebuild(&res, []string{h}, t0, nil, false)); err != nil {
 				t.Fatalf("%s/%s: %v", s.name, sizeName(size), err)
 			}
 		}
@@ -350,13 +350,13 @@ func TestLinearCost(t *testing.T) {
 		var r costRow
 		for i := range costSizes {
 			lines := []string{headers[name][i]}
-			r.t = append(r.t, cputime.PerOp(func() { tp.rebuild(&res, lines, t0, nil) }))
+			r.t = append(r.t, cputime.PerOp(func() { tp.rebuild(&res, lines, t0, nil, false) }))
 			r.bytes = append(r.bytes, len(lines[0]))
 			r.units = append(r.units, countPairs(lines[0]))
 			var allowance time.Duration
 			if byName[name].crypto {
 				prefix := []string{budgetPrefix(lines[0])}
-				allowance = cputime.PerOp(func() { tp.rebuild(&res, prefix, t0, nil) })
+				allowance = cputime.PerOp(func() { tp.rebuild(&res, prefix, t0, nil, false) })
 			}
 			r.allowance = append(r.allowance, min(allowance, r.t[i]))
 		}
@@ -394,7 +394,7 @@ func BenchmarkRebuildShapes(b *testing.B) {
 				var res result
 				var ok bool
 				for b.Loop() {
-					ok = tp.rebuild(&res, lines, t0, nil)
+					ok = tp.rebuild(&res, lines, t0, nil, false)
 				}
 				if err := s.check(&res, ok); err != nil {
 					b.Fatal(err)

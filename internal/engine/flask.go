@@ -34,21 +34,18 @@ func newFlask(f *Flask) *flask {
 // Field is an exposed field of a verified Flask session.
 type Field struct{ Key, Value string }
 
-// flaskPair handles the Flask session cookie: verified, it reaches the upstream untouched and
-// its exposed fields are kept for the headers; not, it goes as the policy says.
-func (p *Policy) flaskPair(res *result, r *rule, ri int, part, name, value string, now int64) {
-	f := p.flask
-	if res.flaskSeen {
-		res.drop(name, ri, Duplicate)
-		return
-	}
-	if res.macs+r.codec.KeyCount() > maxMACs {
-		res.drop(name, ri, OverBudget)
+// flaskPair handles a copy of the Flask session cookie: the first that verifies reaches the
+// upstream untouched and its exposed fields are kept for the headers; one that does not goes
+// as the policy says (with pass, forwarded through the same gate as any pair, and only while
+// no valid copy is found).
+func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
+	f, name := p.flask, pr.name()
+	if res.macs+r.codec.KeyCount() > maxMACs || res.decodes >= maxMACs {
+		res.drop(pr.browser(), int(pr.rule), OverBudget)
 		return
 	}
 	res.decodes++
-	res.flaskSeen = true
-	d, err := r.codec.AppendDecodeAt(res.joined[:0], name, value, now)
+	d, err := r.codec.AppendDecodeAt(res.joined[:0], name, pr.value(), now)
 	res.joined = d.Value
 	var fields map[string]string
 	if err == nil {
@@ -60,16 +57,24 @@ func (p *Policy) flaskPair(res *result, r *rule, ri int, part, name, value strin
 	if err != nil {
 		res.macs += r.codec.KeyCount()
 		if f.OnInvalid == FlaskPass {
-			res.appendPart(part) // the app decides; nothing is exposed, but it is counted
-			res.passed = append(res.passed, dropped{name: name, rule: ri, reason: decodeReason(err)})
+			// the app decides; nothing is exposed, but it is counted
+			res.passed = append(res.passed, dropped{name: name, rule: int(pr.rule), reason: decodeReason(err)})
+			res.all = append(res.all, pr)
 			return
 		}
-		res.drop(name, ri, decodeReason(err))
+		res.drop(pr.browser(), int(pr.rule), decodeReason(err))
 		return
 	}
 	res.macs += d.Key + 1
-	res.appendPart(part)
-	res.found = append(res.found, found{name: name, rule: ri, Decoded: cookie.Decoded{Signed: d.Signed, Key: d.Key}})
+	// passed copies before it give way to the valid one
+	for i := range res.all {
+		if q := &res.all[i]; q.rule == pr.rule && q.fate == fateForward {
+			q.fate = fateDrop
+		}
+	}
+	res.all = append(res.all, pr)
+	res.flaskAt = len(res.all)
+	res.found = append(res.found, found{name: name, rule: int(pr.rule), Decoded: cookie.Decoded{Signed: d.Signed, Key: d.Key}})
 	size := 0
 	for _, k := range f.Expose {
 		v, ok := fields[k]
@@ -95,6 +100,9 @@ func headerSafe(v string) bool {
 func (ps *Pass) exposeFlask(r *http.Request) {
 	f := ps.p.flask
 	ps.f.flaskRan = true
+	if at := ps.res.flaskAt; at == 0 || ps.res.all[at-1].fate == fateDrop {
+		return // none verified, or held back for want of consent: nothing to expose
+	}
 	for _, fd := range ps.res.exposed {
 		if f.headerNorm != "" {
 			for i, k := range f.Expose {

@@ -4,6 +4,11 @@
 
 package engine
 
+import (
+	"net/http"
+	"slices"
+)
+
 // maxInvalidNames bounds the invalid-names placeholder, in bytes.
 const maxInvalidNames = 1024
 
@@ -29,8 +34,9 @@ type Flow struct {
 	sealed    []string
 	sealedBuf [4]string
 	sealedSet map[string]struct{}
-	// finalCookies is how many Set-Cookie lines the last header rewrite left.
-	finalCookies int
+	// final is a copy of the Set-Cookie lines the last header rewrite left.
+	final    []string
+	finalBuf [4]string
 	// finalized are the policies that rewrote the response's headers already.
 	finalized    []*Policy
 	finalizedBuf [2]*Policy
@@ -122,6 +128,36 @@ func (f *Flow) isSealed(line string) bool {
 		}
 	}
 	return false
+}
+
+// snapshot keeps a copy of the Set-Cookie lines as a rewrite left them.
+func (f *Flow) snapshot(lines []string) {
+	if f.final == nil {
+		f.final = f.finalBuf[:0]
+	}
+	f.final = append(f.final[:0], lines...)
+}
+
+// restore puts the Set-Cookie lines back as the last rewrite left them, when anything
+// changed them since: added, removed or replaced in place.
+func (f *Flow) restore(hdr http.Header) {
+	lines := hdr["Set-Cookie"]
+	if slices.Equal(lines, f.final) {
+		return
+	}
+	if len(f.final) == 0 {
+		delete(hdr, "Set-Cookie")
+		return
+	}
+	hdr["Set-Cookie"] = slices.Clone(f.final)
+}
+
+// visitorName is the name of the visitor cookie on this request's path, "" for none yet.
+func (f *Flow) visitorName() string {
+	if f.visitorBy == nil {
+		return ""
+	}
+	return f.visitorBy.visitor.name
 }
 
 // setVisitor records the visitor decision of p.

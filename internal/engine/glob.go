@@ -6,6 +6,7 @@ package engine
 
 import (
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -140,45 +141,94 @@ func intersectRanges(a, b []runeRange) []runeRange {
 
 // PatternsOverlap reports whether some name matches both patterns (valid path.Match
 // patterns).
-func PatternsOverlap(p, q string) bool { return overlap(atoms(p, false), atoms(q, false)) }
+func PatternsOverlap(p, q string) bool {
+	_, ok := walkOverlap(atoms(p, false), atoms(q, false))
+	return ok
+}
 
 // PathPatternsOverlap is PatternsOverlap for Caddy's path matcher patterns, whose '*' may span
 // '/' (a prefix "/app*", a suffix "*.php"); it errs on the side of overlap.
-func PathPatternsOverlap(p, q string) bool { return overlap(atoms(p, true), atoms(q, true)) }
+func PathPatternsOverlap(p, q string) bool {
+	_, ok := walkOverlap(atoms(p, true), atoms(q, true))
+	return ok
+}
 
-// overlap walks pairs of positions, where a step consumes one rune both allow or lets a star
-// match nothing more.
-func overlap(a, b []atom) bool {
+// witness returns a name both patterns match, if there is one.
+func witness(p, q string) (string, bool) {
+	rs, ok := walkOverlap(atoms(p, false), atoms(q, false))
+	return string(rs), ok
+}
+
+// walkOverlap walks pairs of positions, where a step consumes one rune both allow or lets a
+// star match nothing more; it returns the runes of a name both match (reversed on the way
+// back, so built from the end).
+func walkOverlap(a, b []atom) ([]rune, bool) {
 	seen := make([]bool, (len(a)+1)*(len(b)+1))
-	var walk func(i, j int) bool
-	walk = func(i, j int) bool {
+	var walk func(i, j int) ([]rune, bool)
+	walk = func(i, j int) ([]rune, bool) {
 		if seen[i*(len(b)+1)+j] {
-			return false
+			return nil, false
 		}
 		seen[i*(len(b)+1)+j] = true
 		if i == len(a) && j == len(b) {
-			return true
+			return []rune{}, true
 		}
-		if i < len(a) && a[i].star && walk(i+1, j) {
-			return true
+		if i < len(a) && a[i].star {
+			if w, ok := walk(i+1, j); ok {
+				return w, true
+			}
 		}
-		if j < len(b) && b[j].star && walk(i, j+1) {
-			return true
+		if j < len(b) && b[j].star {
+			if w, ok := walk(i, j+1); ok {
+				return w, true
+			}
 		}
 		if i == len(a) || j == len(b) {
-			return false
+			return nil, false
 		}
+		var set []runeRange
+		ni, nj := i+1, j+1
 		switch {
 		case a[i].star && b[j].star:
-			return false // covered by the two moves above
+			return nil, false // covered by the two moves above
 		case a[i].star:
-			return len(intersectRanges(b[j].set, a[i].runes())) > 0 && walk(i, j+1) // the star takes b's rune
+			set, ni = intersectRanges(b[j].set, a[i].runes()), i // the star takes b's rune
 		case b[j].star:
-			return len(intersectRanges(a[i].set, b[j].runes())) > 0 && walk(i+1, j)
+			set, nj = intersectRanges(a[i].set, b[j].runes()), j
+		default:
+			set = intersectRanges(a[i].set, b[j].set)
 		}
-		return len(intersectRanges(a[i].set, b[j].set)) > 0 && walk(i+1, j+1)
+		if len(set) == 0 {
+			return nil, false
+		}
+		w, ok := walk(ni, nj)
+		if !ok {
+			return nil, false
+		}
+		return append([]rune{pickRune(set)}, w...), true
 	}
 	return walk(0, 0)
+}
+
+// pickRune picks a rune of a set, a cookie name's character where there is one.
+func pickRune(set []runeRange) rune {
+	for _, r := range set {
+		for c := max(r.lo, 'a'); c <= min(r.hi, 'z'); c++ {
+			return c
+		}
+	}
+	for _, r := range set {
+		for c := max(r.lo, '!'); c <= min(r.hi, '~'); c++ {
+			if isTokenByte(byte(c)) {
+				return c
+			}
+		}
+	}
+	return set[0].lo
+}
+
+func isTokenByte(c byte) bool {
+	return c > 0x20 && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
 }
 
 // runes is what a star matches one rune of.

@@ -90,17 +90,17 @@ func TestPatternsOverlap(t *testing.T) {
 		}
 		// The table itself is checked against path.Match: a name both match is found when it
 		// says they overlap, none when it says not.
-		if w, ok := witness(tc.p, tc.q); ok != tc.overlap {
+		if w, ok := searchWitness(tc.p, tc.q); ok != tc.overlap {
 			t.Errorf("%q, %q: witness %q, %v; the table says %v", tc.p, tc.q, w, ok, tc.overlap)
 		}
 	}
 }
 
-// witness searches for a name both patterns match among names spelled out from either
+// searchWitness searches for a name both patterns match among names spelled out from either
 // pattern: each star as nothing, one rune or a literal run of the other pattern, each other
 // step as one of the runes of the patterns (and a few more) that it matches. path.Match
 // judges every step and every candidate.
-func witness(p, q string) (string, bool) {
+func searchWitness(p, q string) (string, bool) {
 	var alphabet []rune
 	for _, r := range p + q + "aZ0_é" {
 		if !slices.Contains(alphabet, r) {

@@ -75,7 +75,10 @@ func newTestPolicy(tb testing.TB, ring *cookie.KeyRing, edit ...func(*Config)) t
 	for _, e := range edit {
 		e(&c)
 	}
-	tp.Policy = New(c)
+	var err error
+	if tp.Policy, err = New(c); err != nil {
+		tb.Fatal(err)
+	}
 	return tp
 }
 

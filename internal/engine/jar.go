@@ -17,11 +17,12 @@ import (
 type ruleKind uint8
 
 const (
-	kindSign    ruleKind = iota // upstream cookie, signed
-	kindEncrypt                 // upstream cookie, signed and encrypted
-	kindVisitor                 // the visitor cookie: verified, never forwarded as it is
-	kindFlask                   // Flask's session: verified, forwarded untouched, fields exposed
-	kindPlain                   // an unsigned cookie held with a prefix: guarded against look-alikes
+	kindSign      ruleKind = iota // upstream cookie, signed
+	kindEncrypt                   // upstream cookie, signed and encrypted
+	kindFormatted                 // upstream cookie, signed in another format (itsdangerous)
+	kindVisitor                   // the visitor cookie: verified, never forwarded as it is
+	kindFlask                     // Flask's session: verified, forwarded untouched, fields exposed
+	kindPlain                     // an unsigned cookie held with a prefix: guarded against look-alikes
 )
 
 // rule makes the cookies whose names match pattern managed: verified and decoded by codec.
@@ -31,9 +32,13 @@ type rule struct {
 	codec   *cookie.Codec
 	long    *cookie.Codec // the codec for split values, when a cookie rule splits
 	maxAge  int64         // seconds: the codec's, for upstream cookies
-	// identity is equal for rules of different policies that read and write a cookie the
-	// same way: they may share a request path (see Compose).
-	identity string
+	// field names the rule as configured ("sign sess_*"), for errors.
+	field string
+	// base is equal for rules that read and write a cookie alike (kind, keys, format, max
+	// age…); identity adds what the policy around the rule changes (on_invalid, unwrap, the
+	// cookie rules and adoption windows that can apply): rules of two policies with equal
+	// identities may share a request path (see Compose).
+	base, identity string
 
 	glob bool
 	// canonical is the form that the canonical forms of the managed names match.
@@ -99,6 +104,12 @@ func (j *jar) match(name string) int {
 		}
 	}
 	return -1
+}
+
+// matchName reports whether name matches the valid pattern.
+func matchName(pattern, name string) bool {
+	ok, _ := path.Match(pattern, name)
+	return ok
 }
 
 // covers reports whether a rule manages every name pattern does (the same pattern, or a name

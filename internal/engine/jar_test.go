@@ -102,7 +102,7 @@ func TestRebuild(t *testing.T) {
 		{"empty line among others", []string{"a=1", "", "b=2"}, "a=1; b=2", "", nil, true},
 	} {
 		var res result
-		if !tp.rebuild(&res, tc.lines, t0, nil) {
+		if !tp.rebuild(&res, tc.lines, t0, nil, false) {
 			t.Fatalf("%s: too many pairs", tc.desc)
 		}
 		if string(res.header) != tc.header {
@@ -130,7 +130,7 @@ func TestRebuild(t *testing.T) {
 func TestRebuildPairCount(t *testing.T) {
 	tp := newTestPolicy(t, nil)
 	var res result
-	if !tp.rebuild(&res, []string{"a=1; b; ;c=3", "d=4"}, t0, nil) {
+	if !tp.rebuild(&res, []string{"a=1; b; ;c=3", "d=4"}, t0, nil, false) {
 		t.Fatal("too many pairs")
 	}
 	if res.pairs != 4 {
@@ -148,14 +148,14 @@ func TestRebuildTooManyPairs(t *testing.T) {
 	pairs[0] = "session=" + sv
 	pairs[1] = "SESSION=x"
 	var res result
-	if ok := tp.rebuild(&res, []string{strings.Join(pairs, "; ")}, t0, nil); !ok || res.pairs != maxPairs {
+	if ok := tp.rebuild(&res, []string{strings.Join(pairs, "; ")}, t0, nil, false); !ok || res.pairs != maxPairs {
 		t.Fatalf("%d pairs: %v, %d", maxPairs, ok, res.pairs)
 	}
 	for _, lines := range [][]string{
 		{strings.Join(pairs, "; ") + "; one=more"},
 		{strings.Join(pairs[:1000], "; "), strings.Join(pairs[1000:], "; "), "x=1"},
 	} {
-		if tp.rebuild(&res, lines, t0, nil) {
+		if tp.rebuild(&res, lines, t0, nil, false) {
 			t.Errorf("%d lines, more than maxPairs: accepted", len(lines))
 		}
 		if len(res.header) != 0 || len(res.found) != 0 || len(res.dropped) != 0 || res.pairs != 0 || res.changed {
@@ -174,13 +174,13 @@ func TestResultReuse(t *testing.T) {
 	ev := tp.signed(t, "enc", "e")
 	session, enc, glob := tp.jar.match("session"), tp.jar.match("enc"), tp.jar.match("sess_x")
 	var res result
-	if !tp.rebuild(&res, []string{"session=" + sv + "; enc=" + ev + "; SESSION=1; x=1"}, t0, nil) {
+	if !tp.rebuild(&res, []string{"session=" + sv + "; enc=" + ev + "; SESSION=1; x=1"}, t0, nil, false) {
 		t.Fatal("too many pairs")
 	}
 	if len(res.found) != 2 || len(res.dropped) != 1 || res.decodes != 2 || res.macs != 2 {
 		t.Fatalf("first rebuild: %+v", res)
 	}
-	if !tp.rebuild(&res, []string{"y=2"}, t0, nil) {
+	if !tp.rebuild(&res, []string{"y=2"}, t0, nil, false) {
 		t.Fatal("too many pairs")
 	}
 	if string(res.header) != "y=2" || len(res.found) != 0 || len(res.dropped) != 0 || res.pairs != 1 || res.changed ||
@@ -190,7 +190,7 @@ func TestResultReuse(t *testing.T) {
 	if _, ok := res.lookup(session); ok {
 		t.Error("lookup finds a cookie of the previous rebuild")
 	}
-	if !tp.rebuild(&res, []string{"enc=" + ev + "; session=" + sv}, t0, nil) {
+	if !tp.rebuild(&res, []string{"enc=" + ev + "; session=" + sv}, t0, nil, false) {
 		t.Fatal("too many pairs")
 	}
 	f, ok := res.lookup(session)
@@ -224,7 +224,7 @@ func TestRebuildFoundValuesStable(t *testing.T) {
 		parts = append(parts, name+"="+tp.signed(t, name, strings.Repeat(strconv.Itoa(i%10), 50+i)))
 	}
 	var res result
-	if !tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil) {
+	if !tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil, false) {
 		t.Fatal("too many pairs")
 	}
 	if len(res.found) != maxMACs {
@@ -243,18 +243,18 @@ func TestRebuildFoundValuesStable(t *testing.T) {
 func TestAppendPair(t *testing.T) {
 	tp := newTestPolicy(t, nil)
 	var res result
-	if !tp.rebuild(&res, []string{"a=1"}, t0, nil) {
+	if !tp.rebuild(&res, []string{"a=1"}, t0, nil, false) {
 		t.Fatal("too many pairs")
 	}
 	if res.changed {
 		t.Fatal("changed before appendPair")
 	}
-	res.appendPair("vid", []byte("00010203-0405-4607-8809-0a0b0c0d0e0f"))
-	if string(res.header) != "a=1; vid=00010203-0405-4607-8809-0a0b0c0d0e0f" || !res.changed {
-		t.Errorf("appendPair: %q, changed %v", res.header, res.changed)
+	appendPair(&res, "vid", []byte("00010203-0405-4607-8809-0a0b0c0d0e0f"))
+	if string(res.header) != "a=1; vid=00010203-0405-4607-8809-0a0b0c0d0e0f" {
+		t.Errorf("appendPair: %q", res.header)
 	}
 	res.reset()
-	res.appendPair("vid", []byte("x"))
+	appendPair(&res, "vid", "x")
 	if string(res.header) != "vid=x" {
 		t.Errorf("appendPair on an empty header: %q", res.header)
 	}
@@ -311,20 +311,32 @@ func TestJarMatchOrder(t *testing.T) {
 		t.Error("rules are not kept in order")
 	}
 
-	// New orders the rules visitor first, then Encrypt, then Sign: a name listed twice is
-	// encrypted, and a glob of either list cannot capture the visitor cookie.
-	p := New(Config{
-		Visitor:   &Visitor{Name: "sess_vid", Codec: a, MaxAge: time.Hour, Path: "/"},
+	// New refuses a name two rules claim: a glob of sign over the visitor cookie or over a
+	// name encrypt lists.
+	for _, c := range []Config{
+		{Visitor: &Visitor{Name: "sess_vid", Codec: a, MaxAge: time.Hour, Path: "/"}, Sign: []string{"sess_*"}, SignCodec: a, MaxAge: time.Hour},
+		{Encrypt: []string{"sess_admin"}, Sign: []string{"sess_*"}, SignCodec: a, EncryptCodec: b, MaxAge: time.Hour},
+	} {
+		if _, err := New(c); err == nil || !strings.Contains(err.Error(), "both claim") {
+			t.Errorf("%v + %v: %v, want both claim", c.Encrypt, c.Sign, err)
+		}
+	}
+	// It orders the rules visitor first, then Encrypt, then Sign.
+	p, err := New(Config{
+		Visitor:   &Visitor{Name: "vid", Codec: a, MaxAge: time.Hour, Path: "/"},
 		Encrypt:   []string{"sess_admin"},
-		Sign:      []string{"sess_*", "sess_admin"},
+		Sign:      []string{"sess_u*"},
 		SignCodec: a, EncryptCodec: b, MaxAge: time.Hour,
 	})
-	for name, want := range map[string]ruleKind{"sess_vid": kindVisitor, "sess_admin": kindEncrypt, "sess_user": kindSign} {
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]ruleKind{"vid": kindVisitor, "sess_admin": kindEncrypt, "sess_user": kindSign} {
 		if i := p.jar.match(name); i < 0 || p.jar.rules[i].kind != want {
 			t.Errorf("%s: rule %d, want kind %d", name, i, want)
 		}
 	}
-	if p.visitorRule != 0 || p.jar.match("sess_vid") != 0 {
+	if p.visitorRule != 0 || p.jar.match("vid") != 0 {
 		t.Errorf("visitor rule %d, want 0", p.visitorRule)
 	}
 	if i := p.jar.match("sess_user"); p.jar.rules[i].maxAge != 3600 {
@@ -339,8 +351,8 @@ func TestEmptyJar(t *testing.T) {
 		t.Error("an empty jar manages names")
 	}
 	var res result
-	p := New(Config{})
-	if !p.rebuild(&res, []string{"a=1; SESSION=2"}, t0, nil) || string(res.header) != "a=1; SESSION=2" || res.changed {
+	p, _ := New(Config{})
+	if !p.rebuild(&res, []string{"a=1; SESSION=2"}, t0, nil, false) || string(res.header) != "a=1; SESSION=2" || res.changed {
 		t.Errorf("an empty policy rebuilt %q (changed %v)", res.header, res.changed)
 	}
 }
@@ -410,10 +422,10 @@ func FuzzRebuild(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string) {
 		var res result
 		// Something else in the buffers first: reuse must not leak into this rebuild.
-		if !tp.rebuild(&res, []string{"pre=1; session=" + s2 + "; enc=" + e1}, t0, nil) {
+		if !tp.rebuild(&res, []string{"pre=1; session=" + s2 + "; enc=" + e1}, t0, nil, false) {
 			t.Fatal("too many pairs")
 		}
-		ok := tp.rebuild(&res, []string{header}, t0, nil)
+		ok := tp.rebuild(&res, []string{header}, t0, nil, false)
 		inPairs := 0
 		for _, p := range strings.Split(header, ";") {
 			if trimWS(p) != "" {
@@ -480,7 +492,7 @@ func FuzzRebuild(f *testing.F) {
 			t.Fatalf("%d pairs in, %d forwarded + %d visitor + %d dropped", inPairs, out, visitors, len(res.dropped))
 		}
 		var again result
-		if !tp.rebuild(&again, []string{header}, t0, nil) || !bytes.Equal(again.header, res.header) {
+		if !tp.rebuild(&again, []string{header}, t0, nil, false) || !bytes.Equal(again.header, res.header) {
 			t.Fatalf("a fresh result gives %q, the reused one %q", again.header, res.header)
 		}
 	})

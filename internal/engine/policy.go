@@ -1,12 +1,14 @@
-// Package engine holds the cookie policy of signed_cookies: which request cookies reach the
-// upstream and in what form, the visitor ID decision, and how each Set-Cookie line of the
-// response is rewritten. It knows nothing of Caddy: the module builds a Policy from its
-// configuration, and runs it from ServeHTTP (Request) and its response writer (Pass).
+// Package engine decides what happens to a request's cookies and a response's Set-Cookie
+// lines: which pairs reach the upstream and in what form, the visitor ID, and how each line
+// leaves. It knows nothing of Caddy: the module compiles a handler's configuration into a
+// Policy once (New, which refuses a configuration that would not mean what it says), runs it
+// on each request (Request), and hands the response's headers to the Pass it returned.
 package engine
 
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,8 +16,8 @@ import (
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
 
-// Config is a checked configuration: New trusts it (names are cookie tokens, patterns valid
-// globs, durations at least a second).
+// Config is a configuration checked field by field (names are cookie tokens, patterns valid
+// globs, durations at least a second). New checks how its parts fit together.
 type Config struct {
 	// Visitor configures the visitor cookie; nil issues none.
 	Visitor *Visitor
@@ -38,10 +40,10 @@ type Config struct {
 	// Reject answers a request carrying a bad managed cookie with ErrInvalidCookie instead of
 	// dropping the cookie.
 	Reject bool
-	// KeyID is equal for policies whose codecs use the same keys (secrets and realm, or one
-	// storage key ring and realm), and must not reveal them.
+	// KeyID is equal for policies whose codecs use the same keys (as configured: secrets and
+	// realm, or one storage and realm), and must not reveal them.
 	KeyID string
-	// Name names the policy in errors and logs ("signed_cookies (sign session; track vid)").
+	// Name names the policy in errors and logs ("signed_cookies {sign session; track vid}").
 	Name string
 	// IsHTTPS reports whether the client's connection is HTTPS; asked only when a cookie is
 	// set on the response.
@@ -54,9 +56,8 @@ type Config struct {
 	// issued or re-signed.
 	Unwrap bool
 	// Refresh, when set, is asked at most once per request when a cookie fails its MAC: the
-	// keys may be stale (another instance has just added one). It may block (the storage key
-	// ring waits for a re-read, about a second at most) and reports whether the cookie should
-	// be verified again.
+	// keys may be stale (another instance has just added one). It may block for about a
+	// second at most and reports whether the cookie should be verified again.
 	Refresh func() bool
 }
 
@@ -98,7 +99,9 @@ type Adoption struct {
 	Until time.Time
 	// Attributes, when set, are the attributes the upstream gives these cookies ("Path=/;
 	// HttpOnly"; Max-Age but no Expires): an adopted cookie is then set again, encoded, with
-	// them on the same response. Without them it passes until the upstream sets it again.
+	// them on the same response; its signature expires at Until, so that a value a client
+	// chose during the window is not accepted after it. Without them it passes until the
+	// upstream sets it again.
 	Attributes string
 }
 
@@ -172,8 +175,9 @@ type Policy struct {
 	unwrap      bool
 	blocks      *blocks
 	flask       *flask
+	warnings    []string
 
-	relations sync.Map // *Policy → composition, as checked when both ran on one request
+	relations sync.Map // *Policy → error (nil: compatible), as checked when both ran on one request
 }
 
 type visitor struct {
@@ -198,8 +202,9 @@ type visitor struct {
 	gate         func(*http.Request) bool
 }
 
-// New compiles a policy.
-func New(c Config) *Policy {
+// New compiles a policy. It refuses a configuration whose parts contradict each other, naming
+// them: every cookie name a request or response can carry resolves to one rule.
+func New(c Config) (*Policy, error) {
 	p := &Policy{reject: c.Reject, name: c.Name, isHTTPS: c.IsHTTPS, refresh: c.Refresh, unwrap: c.Unwrap, visitorRule: -1}
 	for _, a := range c.Adopt {
 		for _, n := range a.Names {
@@ -209,36 +214,42 @@ func New(c Config) *Policy {
 	if p.isHTTPS == nil {
 		p.isHTTPS = func(r *http.Request) bool { return r.TLS != nil }
 	}
+	p.blocks = newBlocks(c.Cookies, visitorName(c.Visitor))
 	var rules []rule
+	maxAge := int64(c.MaxAge / time.Second)
 	if v := c.Visitor; v != nil {
 		p.visitor = newVisitor(v)
 		p.visitorRule = len(rules)
-		rules = append(rules, rule{pattern: v.Name, kind: kindVisitor, codec: v.Codec,
-			identity: c.KeyID + "|visitor|" + v.Fingerprint})
+		rules = append(rules, rule{pattern: v.Name, kind: kindVisitor, codec: v.Codec, field: "track " + v.Name,
+			base: part("keys", c.KeyID) + part("kind", "visitor") + part("track settings", v.Fingerprint)})
 	}
 	for _, l := range []struct {
 		kind        ruleKind
+		field       string
 		patterns    []string
 		codec, long *cookie.Codec
-	}{{kindEncrypt, c.Encrypt, c.EncryptCodec, c.LongEncryptCodec}, {kindSign, c.Sign, c.SignCodec, c.LongSignCodec}} {
+	}{{kindEncrypt, "encrypt", c.Encrypt, c.EncryptCodec, c.LongEncryptCodec}, {kindSign, "sign", c.Sign, c.SignCodec, c.LongSignCodec}} {
 		for _, pat := range l.patterns {
-			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, long: l.long, maxAge: int64(c.MaxAge / time.Second),
-				identity: fmt.Sprintf("%s|%d|%d", c.KeyID, l.kind, int64(c.MaxAge/time.Second))})
+			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, long: l.long, maxAge: maxAge,
+				field: l.field + " " + pat, base: part("keys", c.KeyID) + part("kind", l.field) + part("max_age", maxAge)})
 		}
 	}
 	for _, f := range c.Formatted {
 		for _, pat := range f.Names {
-			rules = append(rules, rule{pattern: pat, kind: kindSign, codec: f.Codec, maxAge: int64(c.MaxAge / time.Second),
-				identity: fmt.Sprintf("%s|formatted|%d", f.KeyID, int64(c.MaxAge/time.Second))})
+			rules = append(rules, rule{pattern: pat, kind: kindFormatted, codec: f.Codec, maxAge: maxAge,
+				field: "sign " + pat + " { format itsdangerous }", base: part("keys", f.KeyID) + part("kind", "itsdangerous") + part("max_age", maxAge)})
 		}
 	}
 	if f := c.Flask; f != nil {
 		p.flask = newFlask(f)
-		rules = append(rules, rule{pattern: f.Name, kind: kindFlask, codec: f.Codec, identity: f.KeyID + "|flask"})
+		rules = append(rules, rule{pattern: f.Name, kind: kindFlask, codec: f.Codec, field: "flask_session " + f.Name,
+			base: part("keys", f.KeyID) + part("kind", "flask_session") + part("expose", f.Expose) + part("header_prefix", f.HeaderPrefix) +
+				part("flask_session on_invalid", f.OnInvalid)})
 	}
 	// An unsigned cookie the browser holds with a prefix has only the prefix to guard it: its
 	// name joins the rules, so that look-alikes of it are dropped as for a managed one.
-	managed, plain := newJar(rules), map[string]bool{}
+	managed := newJar(rules)
+	plain := map[string]bool{}
 	for _, cr := range c.Cookies {
 		if cr.Prefix == "" {
 			continue
@@ -246,14 +257,146 @@ func New(c Config) *Policy {
 		for _, n := range cr.Names {
 			if !plain[n] && !managed.covers(n) {
 				plain[n] = true
-				rules = append(rules, rule{pattern: n, kind: kindPlain, identity: "plain|" + cr.Prefix})
+				rules = append(rules, rule{pattern: n, kind: kindPlain, field: "cookie " + n + " { prefix " + cr.Prefix + " }",
+					base: part("kind", "plain") + part("prefix", cr.Prefix)})
 			}
 		}
 	}
 	p.jar = newJar(rules)
-	p.blocks = newBlocks(c.Cookies)
-	return p
+	// What changes how a name is read or written is part of its rule's identity: the policy's
+	// on_invalid and unwrap, the adoption windows and the cookie rules that can apply.
+	for i := range p.jar.rules {
+		r := &p.jar.rules[i]
+		r.identity = r.base + part("on_invalid reject", c.Reject) + part("unwrap", c.Unwrap) +
+			part("cookie rules", p.blocks.identityFor(r.pattern)) + part("adopt", p.adoptionIdentity(r.pattern))
+	}
+	if err := p.check(c); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
+
+func visitorName(v *Visitor) string {
+	if v == nil {
+		return ""
+	}
+	return v.Name
+}
+
+// check refuses what would not mean what it says, and notes what does nothing.
+func (p *Policy) check(c Config) error {
+	rules := p.jar.rules
+	for i := range rules {
+		x := &rules[i]
+		if x.kind == kindPlain {
+			continue
+		}
+		for j := range i {
+			y := &rules[j]
+			if y.kind == kindPlain {
+				continue
+			}
+			switch {
+			case PatternsOverlap(x.pattern, y.pattern) && x.base != y.base:
+				return fmt.Errorf("%s and %s both claim %s: a cookie has one rule; list it under one of them only", y.field, x.field, overlapName(y.pattern, x.pattern))
+			case PatternsOverlap(x.pattern, y.pattern):
+				if covers(y.pattern, x.pattern) {
+					p.warnings = append(p.warnings, fmt.Sprintf("%s does nothing: %s already covers it", x.field, y.field))
+				}
+			case x.base != y.base && PatternsOverlap(canonicalPattern(x), canonicalPattern(y)):
+				return fmt.Errorf("%s and %s can name one cookie for the upstream (case, %%-escapes or PHP's name mangling): manage them alike, or rename one", y.field, x.field)
+			}
+		}
+	}
+	if err := p.blocks.check(p.jar); err != nil {
+		return err
+	}
+	if err := p.checkManaged(c); err != nil {
+		return err
+	}
+	if v := p.visitor; v != nil && v.consentName != "" {
+		if b := p.blocks.find(v.consentName); b != nil && b.NeedsConsent {
+			return fmt.Errorf("cookie %s { needs_consent }: the consent cookie %s cannot wait for consent itself", strings.Join(b.Names, " "), v.consentName)
+		}
+	}
+	if p.unwrap && len(c.Sign)+len(c.Encrypt) == 0 {
+		return fmt.Errorf("unwrap: no sign or encrypt list: keep the lists the handler had, so that their encoded values still verify and reach the upstream plain")
+	}
+	if f := p.flask; f != nil && f.HeaderPrefix != "" && len(f.Expose) == 0 {
+		p.warnings = append(p.warnings, "flask_session: header_prefix without expose does nothing: no field is sent in a header")
+	}
+	return nil
+}
+
+// checkManaged refuses settings that need a name managed by sign or encrypt, or the visitor
+// cookie's consent gates, without them.
+func (p *Policy) checkManaged(c Config) error {
+	signed := func(pattern string) bool {
+		for i := range p.jar.rules {
+			r := &p.jar.rules[i]
+			if (r.kind == kindSign || r.kind == kindEncrypt) && (r.pattern == pattern || !strings.ContainsAny(pattern, `*?[\`) && p.jar.match(pattern) == i) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, b := range p.blocks.list() {
+		field := "cookie " + strings.Join(b.Names, " ")
+		for _, n := range b.Names {
+			if b.Split && !signed(n) {
+				return fmt.Errorf("%s: split: %q is not managed: only a signed or encrypted value can be split safely", field, n)
+			}
+		}
+		if v := p.visitor; b.NeedsConsent && (v == nil || v.consentName == "" && !v.honorGPC) {
+			return fmt.Errorf("%s: needs_consent: the gates it waits for are the visitor cookie's: configure track with consent or honor_gpc", field)
+		}
+	}
+	for _, a := range c.Adopt {
+		for _, n := range a.Names {
+			if !signed(n) {
+				return fmt.Errorf("adopt: %q is not managed: list it (or a glob matching it) under sign or encrypt", n)
+			}
+			for _, b := range p.blocks.list() {
+				if b.Prefix != "" && slices.ContainsFunc(b.Names, func(bn string) bool { return PatternsOverlap(bn, n) }) {
+					return fmt.Errorf("adopt: %q has a cookie rule with prefix %s: the browser's unprefixed copy from before is refused as a tossed cookie; adopt it first, add the prefix after the deadline", n, b.Prefix)
+				}
+			}
+		}
+	}
+	if v := p.visitor; v != nil && v.nginxName != "" {
+		if i := p.jar.match(v.nginxName); i >= 0 {
+			return fmt.Errorf("track: adopt_nginx: %q is managed by %s", v.nginxName, p.jar.rules[i].field)
+		}
+	}
+	return nil
+}
+
+// part is one named part of a rule's identity.
+func part(name string, v any) string { return fmt.Sprintf("%s=%v\x00", name, v) }
+
+// identityDiff names the first part in which two identities differ.
+func identityDiff(a, b string) string {
+	pa, pb := strings.Split(a, "\x00"), strings.Split(b, "\x00")
+	for i := range min(len(pa), len(pb)) {
+		if pa[i] != pb[i] {
+			name, _, _ := strings.Cut(pa[i], "=")
+			return name
+		}
+	}
+	return "how they are configured"
+}
+
+// covers reports whether every name q matches, p matches too (exactly for a literal q; for a
+// glob only when the patterns are equal or p matches anything).
+func covers(p, q string) bool {
+	if !strings.ContainsAny(q, `*?[\`) {
+		return matchName(p, q)
+	}
+	return p == q || p == "*"
+}
+
+// Warnings are what the compile found that does nothing, for the load-time log.
+func (p *Policy) Warnings() []string { return slices.Clone(p.warnings) }
 
 func newVisitor(c *Visitor) *visitor {
 	v := &visitor{
@@ -303,87 +446,3 @@ func (p *Policy) String() string { return p.name }
 
 // manages reports whether name is one of the policy's cookies, the visitor cookie included.
 func (p *Policy) manages(name string) bool { return p.jar.match(name) >= 0 }
-
-// composition is how two policies on one request path get along.
-type composition struct {
-	compatible bool
-	why        string // what conflicts, when not compatible
-}
-
-// Compose says whether a request may pass through p after earlier (or earlier after p: the
-// relation is symmetric). They are compatible when no name is managed by both, or read by
-// one as a look-alike of the other's, unless both manage it the same way; and when at most
-// one issues visitor IDs, or both issue the same. The first policy on the path verifies a
-// shared name, the later one trusts it. A non-nil error says what conflicts.
-func Compose(earlier, p *Policy) error {
-	if c := p.composition(earlier); !c.compatible {
-		return &ConflictError{Earlier: earlier.name, Later: p.name, Why: c.why}
-	}
-	return nil
-}
-
-func (p *Policy) composition(q *Policy) composition {
-	if c, ok := p.relations.Load(q); ok {
-		return c.(composition)
-	}
-	c := composeRules(q.jar.rules, p.jar.rules)
-	p.relations.Store(q, c)
-	return c
-}
-
-func composeRules(a, b []rule) composition {
-	for i := range a {
-		for j := range b {
-			x, y := &a[i], &b[j]
-			if x.kind == kindVisitor && y.kind == kindVisitor {
-				if x.identity != y.identity {
-					return composition{why: fmt.Sprintf("both issue visitor IDs (%q and %q) differently; one request path can carry one visitor cookie", x.pattern, y.pattern)}
-				}
-				continue
-			}
-			if PatternsOverlap(x.pattern, y.pattern) {
-				if x.identity != y.identity {
-					return composition{why: fmt.Sprintf("both manage cookies named %s, differently", overlapName(x.pattern, y.pattern))}
-				}
-				continue
-			}
-			if PatternsOverlap(canonicalPattern(x), canonicalPattern(y)) {
-				return composition{why: fmt.Sprintf("%q and %q can name one cookie for the upstream (case, %%-escapes or PHP's name mangling)", x.pattern, y.pattern)}
-			}
-		}
-	}
-	return composition{compatible: true}
-}
-
-// canonicalPattern is a rule's canonical form as a pattern: a literal name's form with its
-// metacharacters escaped.
-func canonicalPattern(r *rule) string {
-	if r.glob {
-		return r.canonical
-	}
-	var b strings.Builder
-	for _, c := range r.canonical {
-		if strings.ContainsRune(`*?[\`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func overlapName(x, y string) string {
-	if x == y {
-		return fmt.Sprintf("%q", x)
-	}
-	return fmt.Sprintf("%q and %q", x, y)
-}
-
-// ConflictError says that two policies cannot share a request path.
-type ConflictError struct {
-	Earlier, Later string
-	Why            string
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%s and %s cannot both handle one request: %s", e.Earlier, e.Later, e.Why)
-}

@@ -29,7 +29,11 @@ func TestCompose(t *testing.T) {
 		for _, e := range edits {
 			e(&c)
 		}
-		return New(c)
+		p, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 
 	for _, tc := range []struct {

@@ -1,10 +1,13 @@
-// The Cookie header rebuild: what the upstream reads of the client's cookies. Every pair is
-// parsed once; the work per request is linear in the header and the cryptography is bounded.
+// The Cookie header rebuild: what the upstream reads of the client's cookies. It parses the
+// header once into pairs, decides each pair once, settles what depends on several pairs
+// (split values, a plain copy beside an encoded one, consent), passes every pair that is to
+// be forwarded through one gate, and builds the forwarded header once from the verdicts.
+// Nothing is cut out of a header built earlier. The work is linear in the header, and the
+// cryptography is bounded.
 
 package engine
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
@@ -21,9 +24,38 @@ const (
 	// new visitor ID: a valid cookie behind a flood of forged ones is not lost. A valid value
 	// usually costs one HMAC (the signing key is tried first); a malformed one costs none.
 	maxMACs = 128
-	// maxKept bounds the adopted values and split pieces one request keeps.
+	// maxKept bounds the adopted values, split values and Flask copies one request keeps.
 	maxKept = 32
 )
+
+// fate is the verdict on one pair.
+type fate uint8
+
+const (
+	fateForward fate = iota // forwarded as received
+	fateDecoded             // forwarded with its verified plain value
+	fateDrop                // not forwarded (listed in dropped, or a visitor cookie read)
+	fateHead                // the first piece of a split value: joined once every pair is read
+	fateAdopted             // a plain value of a managed cookie, forwarded as received in a rollout
+)
+
+// pair is one name=value of the request's Cookie header.
+type pair struct {
+	part    string // the pair as received: browser name, '=', value
+	eq      int32  // where the '=' is in part
+	skip    int8   // the length of the transparent prefix before the name the upstream reads
+	fate    fate
+	consent bool  // the pair waits for consent (a cookie rule's needs_consent)
+	rule    int32 // the managed rule of the name, -1 for none
+	dec     span  // fateDecoded: the plain value in result.values; fateHead: see heads
+}
+
+func (pr *pair) browser() string { return pr.part[:pr.eq] }
+func (pr *pair) name() string    { return pr.part[pr.skip:pr.eq] }
+func (pr *pair) value() string   { return pr.part[pr.eq+1:] }
+
+// span is a range of a buffer.
+type span struct{ start, end int32 }
 
 // found is the first valid copy of a managed cookie.
 type found struct {
@@ -43,43 +75,46 @@ type dropped struct {
 type result struct {
 	header  []byte // the rebuilt Cookie header value
 	changed bool   // header differs from the request's single Cookie line
+	all     []pair // every pair that may be forwarded, in order
 	found   []found
 	dropped []dropped
 	pairs   int
+	bytes   int  // the Cookie lines' length: the budget of the work that copies
 	decodes int  // managed values verified
 	macs    int  // HMACs spent on them, at most
-	consent bool // the visitor's consent cookie was forwarded
+	consent bool // the gates allow cookies that need consent
 	// refreshed: the keys were refreshed for this request (at most once)
 	refreshed bool
 	adopted   []adopted
 	nginx     string // the value of nginx userid's cookie, when the visitor adopts it
 	nginxSeen bool
-	chunks    []chunk     // pieces of split values (name__1 …), joined once all are read
+	chunks    []chunk     // pieces of split values (name__1 …)
 	heads     []splitHead // first pieces of split values
-	withheld  []span      // pairs forwarded unless consent is missing
-	flaskSeen bool        // the Flask session cookie was read
-	exposed   []Field     // its exposed fields, once verified
+	joinedLen int         // bytes copied joining split values
+	exposed   []Field     // the Flask session's exposed fields, once verified
+	flaskAt   int         // 1 + the verified Flask session's pair in all; 0 for none
 	passed    []dropped   // invalid, but forwarded as the policy says (counted, not dropped)
+	withheld  int         // pairs held back for want of consent
 	joined    []byte
 	values    []byte
 	canon     []byte
 }
 
 func (res *result) reset() {
-	res.header, res.changed, res.pairs = res.header[:0], false, 0
+	res.header, res.changed, res.pairs, res.bytes = res.header[:0], false, 0, 0
 	res.decodes, res.macs, res.consent, res.refreshed = 0, 0, false, false
-	res.nginx, res.nginxSeen = "", false
+	res.nginx, res.nginxSeen, res.joinedLen, res.withheld, res.flaskAt = "", false, 0, 0, 0
+	clear(res.all)
 	clear(res.adopted)
 	clear(res.chunks)
 	clear(res.heads)
-	res.adopted, res.chunks, res.heads, res.withheld = res.adopted[:0], res.chunks[:0], res.heads[:0], res.withheld[:0]
 	clear(res.exposed)
 	clear(res.passed)
-	res.flaskSeen, res.exposed, res.passed = false, res.exposed[:0], res.passed[:0]
 	clear(res.found)
 	clear(res.dropped)
-	res.found, res.dropped, res.values = res.found[:0], res.dropped[:0], res.values[:0]
-	res.canon, res.joined = res.canon[:0], res.joined[:0]
+	res.all, res.adopted, res.chunks, res.heads = res.all[:0], res.adopted[:0], res.chunks[:0], res.heads[:0]
+	res.exposed, res.passed, res.found, res.dropped = res.exposed[:0], res.passed[:0], res.found[:0], res.dropped[:0]
+	res.values, res.canon, res.joined = res.values[:0], res.canon[:0], res.joined[:0]
 }
 
 // hasFound reports whether a valid copy of the cookie called name was found. found holds at
@@ -107,35 +142,23 @@ func (res *result) drop(name string, rule int, reason Reason) {
 	res.dropped = append(res.dropped, dropped{name: name, rule: rule, reason: reason})
 }
 
-func (res *result) startPair() {
-	if len(res.header) > 0 {
-		res.header = append(res.header, ';', ' ')
-	}
-}
-
-func (res *result) appendPart(part string) {
-	res.startPair()
-	res.header = append(res.header, part...)
-}
-
-// appendPair adds name=value to the rebuilt header.
-func (res *result) appendPair(name string, value []byte) {
-	res.startPair()
-	res.header = append(res.header, name...)
-	res.header = append(res.header, '=')
-	res.header = append(res.header, value...)
-	res.changed = true
+// dropPair takes a pair out of what is forwarded, saying why.
+func (res *result) dropPair(pr *pair, reason Reason) {
+	pr.fate = fateDrop
+	res.drop(pr.browser(), int(pr.rule), reason)
 }
 
 // rebuild parses the request's Cookie header lines and writes into res the header the
 // upstream should see: unmanaged pairs verbatim, the first valid copy of each managed cookie
-// decoded, and nothing else (failed, duplicate, look-alike and unparsable pairs are reported
-// in res.dropped). Several lines are joined with "; ". Names that an earlier policy on the
-// request path verified (trusted) pass as they are: their values are already plain.
-// It returns false when the header holds more than maxPairs pairs (res is then empty).
-func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Policy) bool {
+// decoded, and nothing else (failed, duplicate, look-alike, withheld and unparsable pairs are
+// reported in res.dropped). Several lines are joined with "; ". Names that an earlier policy
+// on the request path verified (trusted) pass as they are: their values are already plain.
+// gpc says the request carries Sec-GPC: 1. It returns false when the header holds more than
+// maxPairs pairs (res is then empty).
+func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Policy, gpc bool) bool {
 	res.reset()
 	for _, line := range lines {
+		res.bytes += len(line)
 		for line != "" {
 			var part string
 			if k := strings.IndexByte(line, ';'); k >= 0 {
@@ -152,10 +175,7 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 				res.reset()
 				return false
 			}
-			start := len(res.header)
-			if p.pair(res, part, now, trusted) && len(res.header) > start {
-				res.withheld = append(res.withheld, span{start, len(res.header)})
-			}
+			p.classify(res, part, now, trusted)
 		}
 	}
 	if len(res.heads) > 0 || len(res.chunks) > 0 {
@@ -164,13 +184,14 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 	if len(res.adopted) > 0 {
 		res.settleAdopted()
 	}
+	p.gate(res, gpc)
+	res.build()
 	res.changed = len(lines) != 1 || string(res.header) != lines[0]
 	return true
 }
 
-// pair handles one pair of the Cookie header. It reports whether the pair is of a cookie
-// that needs consent (then what it forwarded is withdrawn without consent).
-func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (needsConsent bool) {
+// classify decides one pair of the Cookie header, as far as the pair alone can tell.
+func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy) {
 	eq := strings.IndexByte(part, '=')
 	if eq <= 0 || hasCTL(part) {
 		name := "" // a pair without '=' is a nameless cookie's value: never reported
@@ -178,94 +199,98 @@ func (p *Policy) pair(res *result, part string, now int64, trusted []*Policy) (n
 			name = part[:eq]
 		}
 		res.drop(name, -1, Unparsable)
-		return false
+		return
 	}
-	// name is what the upstream reads, browser what the browser holds (and what a MAC covers)
+	pr := pair{part: part, eq: int32(eq), rule: -1}
 	name, value := part[:eq], part[eq+1:]
-	browser := name
 	var blk *block
-	if p.blocks != nil {
-		if base, i, ok := p.blocks.chunkOf(name); ok {
+	if bs := p.blocks; bs != nil {
+		if base, i, ok := bs.chunkOf(name); ok {
 			if len(res.chunks) >= maxKept*MaxSplitCookies {
 				res.drop(name, -1, OverBudget)
 			} else {
 				res.chunks = append(res.chunks, chunk{app: base, index: i, value: value})
 			}
-			return false
+			return
 		}
+		var app string
 		var refused bool
-		if name, blk, refused = p.blocks.incoming(name); refused {
-			res.drop(browser, -1, Unprefixed)
-			return false
+		if app, blk, refused = bs.incoming(name); refused {
+			res.drop(name, -1, Unprefixed)
+			return
 		}
-		needsConsent = blk != nil && blk.NeedsConsent
-		if browser != name {
-			part = name + "=" + value // forwarded under the name the upstream reads
-		}
+		pr.skip = int8(len(name) - len(app))
+		pr.consent = blk != nil && blk.NeedsConsent
+		name = app
 	}
 	j := p.jar
 	ri := j.match(name)
 	if ri < 0 {
-		if j.lookalike(name, &res.canon) ||
-			(strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && j.hidesManaged(part, &res.canon) {
-			res.drop(browser, -1, Lookalike)
-			return false
+		if j.lookalike(name, &res.canon) {
+			res.drop(pr.browser(), -1, Lookalike)
+			return
 		}
-		res.appendPart(part)
-		p.noteConsent(res, name, value)
 		if v := p.visitor; v != nil && name == v.nginxName && !res.nginxSeen {
 			res.nginx, res.nginxSeen = value, true
 		}
-		return needsConsent
+		res.all = append(res.all, pr)
+		return
 	}
+	pr.rule = int32(ri)
 	for _, q := range trusted {
 		if q.manages(name) {
-			res.appendPart(part)
-			p.noteConsent(res, name, value)
-			return needsConsent
+			res.all = append(res.all, pr)
+			return
 		}
 	}
+	r := &j.rules[ri]
 	if res.hasFound(name) {
-		res.drop(browser, ri, Duplicate)
-		return false
+		res.drop(pr.browser(), ri, Duplicate)
+		return
 	}
 	if value == "" || value == `""` {
 		// what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent, not forged
-		res.drop(browser, ri, Empty)
-		return false
+		res.drop(pr.browser(), ri, Empty)
+		return
 	}
-	r := &j.rules[ri]
-	if r.kind == kindPlain {
+	switch {
+	case r.kind == kindPlain:
 		res.found = append(res.found, found{name: name, rule: ri})
-		res.appendPart(part)
-		p.noteConsent(res, name, value)
-		return needsConsent
-	}
-	if r.kind == kindFlask {
-		p.flaskPair(res, r, ri, part, name, value, now)
-		return false
-	}
-	if blk != nil && blk.Split {
+		res.all = append(res.all, pr)
+		return
+	case r.kind == kindFlask:
+		p.flaskPair(res, r, pr, now)
+		return
+	case blk != nil && blk.Split:
 		if k, first, ok := parseSplitHead(value); ok {
-			res.heads = append(res.heads, splitHead{app: name, browser: browser, rule: ri, k: k, first: first})
-			return false // joined once every pair is read
+			if len(res.heads) >= maxKept {
+				res.drop(pr.browser(), ri, OverBudget)
+				return
+			}
+			pr.fate, pr.dec = fateHead, span{int32(len(res.heads)), 0}
+			res.heads = append(res.heads, splitHead{app: name, k: k, first: first})
+			res.all = append(res.all, pr)
+			return
 		}
 	}
 	if r.kind != kindVisitor {
 		if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
-			p.adoptPair(res, part, name, value, ri, a)
-			return needsConsent
+			p.adoptPair(res, pr, a)
+			return
 		}
 	}
-	p.verify(res, r, ri, name, browser, value, now)
-	return needsConsent
+	p.verify(res, r, &pr, name, pr.browser(), value, now)
+	if pr.fate != fateDrop {
+		res.all = append(res.all, pr)
+	}
 }
 
-// verify decodes a managed value and forwards it (or drops it, saying why).
-func (p *Policy) verify(res *result, r *rule, ri int, name, browser, value string, now int64) {
+// verify decodes a managed value: pr becomes fateDecoded, or is dropped saying why. A visitor
+// cookie that verifies is read (found), not forwarded: the policy forwards the ID.
+func (p *Policy) verify(res *result, r *rule, pr *pair, name, browser, value string, now int64) {
 	keys := r.codec.KeyCount()
 	if res.macs+keys > maxMACs {
-		res.drop(browser, ri, OverBudget)
+		res.dropPair(pr, OverBudget)
 		return
 	}
 	res.decodes++
@@ -290,31 +315,115 @@ func (p *Policy) verify(res *result, r *rule, ri int, name, browser, value strin
 		if reason == BadMAC || reason == Expired {
 			res.macs += keys
 		}
-		res.drop(browser, ri, reason)
+		res.dropPair(pr, reason)
 		return
 	}
 	res.macs += d.Key + 1
 	res.values = d.Value
 	d.Value = d.Value[start:len(d.Value):len(d.Value)]
 	if r.kind == kindVisitor {
-		res.found = append(res.found, found{name: name, rule: ri, Decoded: d})
-		return // forwarded as the policy decides, once it knows the ID is well formed
+		res.found = append(res.found, found{name: name, rule: int(pr.rule), Decoded: d})
+		pr.fate = fateDrop // read: the ID is forwarded as the policy decides
+		return
 	}
 	if !spliceSafe(d.Value) {
 		res.values = res.values[:start]
-		res.drop(browser, ri, UnsafeValue)
+		res.dropPair(pr, UnsafeValue)
 		return
 	}
-	res.found = append(res.found, found{name: name, rule: ri, Decoded: d})
-	res.appendPair(name, d.Value)
-	p.noteConsent(res, name, string(d.Value))
+	res.found = append(res.found, found{name: name, rule: int(pr.rule), Decoded: d})
+	pr.fate, pr.dec = fateDecoded, span{int32(start), int32(len(res.values))}
 }
 
-// noteConsent records whether the pair forwarded is the consent cookie the visitor waits for.
-func (p *Policy) noteConsent(res *result, name, value string) {
-	if v := p.visitor; v != nil && v.consentName != "" && name == v.consentName && (v.consentAny || value == v.consentValue) {
-		res.consent = true
+// gate is what every pair to be forwarded passes, whichever branch decided it: a value
+// forwarded as received must not hide a managed cookie from a parser that splits pairs
+// elsewhere than Go does; then, without consent, the pairs that wait for it are held back.
+func (p *Policy) gate(res *result, gpc bool) {
+	for i := range res.all {
+		pr := &res.all[i]
+		if pr.fate != fateForward && pr.fate != fateAdopted {
+			continue
+		}
+		name, value := pr.name(), pr.value()
+		if (strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && p.jar.hidesManaged(pr.part, &res.canon) {
+			res.dropPair(pr, Lookalike)
+		}
 	}
+	res.consent = p.consentGiven(res, gpc)
+	if res.consent {
+		return
+	}
+	for i := range res.all {
+		if pr := &res.all[i]; pr.consent && pr.fate != fateDrop {
+			res.dropPair(pr, NoConsent)
+			res.withheld++
+		}
+	}
+}
+
+// consentGiven applies the visitor's consent gates (Sec-GPC, the consent cookie among the
+// pairs forwarded), which also hold back the cookies that need consent.
+func (p *Policy) consentGiven(res *result, gpc bool) bool {
+	v := p.visitor
+	if v == nil {
+		return true
+	}
+	if v.honorGPC && gpc {
+		return false
+	}
+	if v.consentName == "" {
+		return true
+	}
+	for i := range res.all {
+		pr := &res.all[i]
+		if pr.fate == fateDrop || pr.consent || pr.name() != v.consentName {
+			continue
+		}
+		value := pr.value()
+		if pr.fate == fateDecoded {
+			value = string(res.values[pr.dec.start:pr.dec.end])
+		}
+		if v.consentAny || value == v.consentValue {
+			return true
+		}
+	}
+	return false
+}
+
+// build writes the forwarded header from the verdicts.
+func (res *result) build() {
+	for i := range res.all {
+		pr := &res.all[i]
+		switch pr.fate {
+		case fateForward, fateAdopted:
+			if pr.skip == 0 {
+				res.appendPart(pr.part)
+			} else {
+				appendPair(res, pr.name(), pr.value())
+			}
+		case fateDecoded:
+			appendPair(res, pr.name(), res.values[pr.dec.start:pr.dec.end])
+		}
+	}
+}
+
+func (res *result) startPair() {
+	if len(res.header) > 0 {
+		res.header = append(res.header, ';', ' ')
+	}
+}
+
+func (res *result) appendPart(part string) {
+	res.startPair()
+	res.header = append(res.header, part...)
+}
+
+// appendPair adds name=value to the rebuilt header.
+func appendPair[T string | []byte](res *result, name string, value T) {
+	res.startPair()
+	res.header = append(res.header, name...)
+	res.header = append(res.header, '=')
+	res.header = append(res.header, value...)
 }
 
 // spliceSafe reports whether a decoded value reads as one value to every parser of the
@@ -357,9 +466,6 @@ func hasCTL(s string) bool {
 	return false
 }
 
-// span is a range of the rebuilt header, its separator included.
-type span struct{ start, end int }
-
 // chunk is a piece of a split value: name__index.
 type chunk struct {
 	app   string
@@ -369,9 +475,9 @@ type chunk struct {
 
 // splitHead is the first piece of a split value: k pieces in all.
 type splitHead struct {
-	app, browser string
-	rule, k      int
-	first        string
+	app   string
+	k     int
+	first string
 }
 
 func (res *result) chunkSeen(app string, i int) bool {
@@ -384,37 +490,52 @@ func (res *result) chunkSeen(app string, i int) bool {
 }
 
 // joinSplit joins the pieces of each split value and verifies the whole: pieces of two values,
-// of two versions of one, or in another order do not verify; a value with pieces missing
-// is absent, and so are pieces without their first one.
+// of two versions of one, or in another order do not verify; a value with pieces missing is
+// absent, and so are pieces without their first one. Joining copies at most twice what the
+// header holds (a head needs its pieces in the header), so many heads sharing pieces cost no
+// more than the header.
 func (p *Policy) joinSplit(res *result, now int64) {
-	for _, h := range res.heads {
-		if res.hasFound(h.app) {
-			res.drop(h.browser, h.rule, Duplicate)
+	for i := range res.all {
+		pr := &res.all[i]
+		if pr.fate != fateHead {
 			continue
 		}
-		joined := append(res.joined[:0], h.first...)
-		complete := true
-		for i := 1; i < h.k && complete; i++ {
+		h := res.heads[pr.dec.start]
+		if res.hasFound(h.app) {
+			res.dropPair(pr, Duplicate)
+			continue
+		}
+		r := &p.jar.rules[pr.rule]
+		n, complete := len(h.first), true
+		var pieces [MaxSplitCookies]string
+		for k := 1; k < h.k && complete; k++ {
 			complete = false
 			for _, c := range res.chunks {
-				if c.app == h.app && c.index == i {
-					joined = append(joined, c.value...)
-					complete = true
+				if c.app == h.app && c.index == k {
+					pieces[k], n, complete = c.value, n+len(c.value), true
 					break
 				}
 			}
 		}
-		res.joined = joined
-		if !complete {
-			res.drop(h.browser, h.rule, Partial)
+		switch {
+		case !complete:
+			res.dropPair(pr, Partial)
+			continue
+		case r.long != nil && n > r.long.MaxLength() || r.long == nil && n > r.codec.MaxLength():
+			res.dropPair(pr, TooLong)
+			continue
+		case res.joinedLen+n > 2*res.bytes:
+			res.dropPair(pr, OverBudget)
 			continue
 		}
-		r := &p.jar.rules[h.rule]
-		start := len(res.header)
-		p.verify(res, r, h.rule, h.app, h.browser, string(joined), now)
-		if blk := p.blocks.find(h.app); blk != nil && blk.NeedsConsent && len(res.header) > start {
-			res.withheld = append(res.withheld, span{start, len(res.header)})
+		res.joinedLen += n
+		joined := append(res.joined[:0], h.first...)
+		for k := 1; k < h.k; k++ {
+			joined = append(joined, pieces[k]...)
 		}
+		res.joined = joined
+		pr.fate = fateForward
+		p.verify(res, r, pr, h.app, pr.browser(), string(joined), now)
 	}
 	for i, c := range res.chunks {
 		orphan := true
@@ -423,30 +544,6 @@ func (p *Policy) joinSplit(res *result, now int64) {
 		}
 		if orphan && (i == 0 || res.chunks[i-1].app != c.app) {
 			res.drop(chunkName(c.app, c.index), -1, Partial)
-		}
-	}
-}
-
-// cut removes a span from the rebuilt header (the first pair takes its following separator
-// with it), moving the spans recorded after it.
-func (res *result) cut(s span) {
-	start, end := s.start, s.end
-	if start == 0 && end < len(res.header) {
-		end += 2
-	}
-	res.header = append(res.header[:start], res.header[end:]...)
-	res.withheld = slices.DeleteFunc(res.withheld, func(w span) bool { return w == s })
-	n := end - start
-	for i := range res.adopted {
-		if res.adopted[i].start >= end {
-			res.adopted[i].start -= n
-			res.adopted[i].end -= n
-		}
-	}
-	for i := range res.withheld {
-		if res.withheld[i].start >= end {
-			res.withheld[i].start -= n
-			res.withheld[i].end -= n
 		}
 	}
 }

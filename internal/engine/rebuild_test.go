@@ -78,7 +78,7 @@ func TestRebuildUnsafeValue(t *testing.T) {
 		if tc.name == "session" {
 			other = "sess_x=" + gv
 		}
-		if !tp.rebuild(&res, []string{tc.name + "=" + v + "; " + other}, t0, nil) {
+		if !tp.rebuild(&res, []string{tc.name + "=" + v + "; " + other}, t0, nil, false) {
 			t.Fatal("too many pairs")
 		}
 		otherPlain := strings.Replace(strings.Replace(other, sv, "alice", 1), gv, "glob", 1)
@@ -98,7 +98,7 @@ func TestRebuildUnsafeValue(t *testing.T) {
 	// A second, safe copy of the same cookie is still verified.
 	uv := tp.signed(t, "session", "dark session=admin")
 	var res result
-	tp.rebuild(&res, []string{"session=" + uv + "; session=" + sv}, t0, nil)
+	tp.rebuild(&res, []string{"session=" + uv + "; session=" + sv}, t0, nil, false)
 	if string(res.header) != "session=alice" || tp.droppedString(res.dropped) != "session:unsafe_value:session" {
 		t.Errorf("unsafe then safe copy: header %q, dropped %q", res.header, tp.droppedString(res.dropped))
 	}
@@ -148,7 +148,7 @@ func TestRebuildBudget(t *testing.T) {
 		}
 		parts = append(parts, "session="+sv, "a=1")
 		var res result
-		if !tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil) {
+		if !tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil, false) {
 			t.Fatal("too many pairs")
 		}
 		// A value is tried while a whole ring still fits: the forged copies first, then the
@@ -175,7 +175,7 @@ func TestRebuildBudget(t *testing.T) {
 
 		// Once a valid copy is found, later copies cost nothing.
 		res.reset()
-		tp.rebuild(&res, []string{"session=" + sv + "; " + strings.Join(parts[:copies], "; ")}, t0, nil)
+		tp.rebuild(&res, []string{"session=" + sv + "; " + strings.Join(parts[:copies], "; ")}, t0, nil, false)
 		if c := countReasons(res.dropped); string(res.header) != "session=alice" || c[Duplicate] != copies || res.macs != 1 || res.decodes != 1 {
 			t.Errorf("%d keys: valid copy first: header %q, dropped %v, %d HMACs", keys, res.header, c, res.macs)
 		}
@@ -186,7 +186,7 @@ func TestRebuildBudget(t *testing.T) {
 			name := "sess_" + strconv.Itoa(i)
 			glob = append(glob, name+"="+forgedFor(t, name, "mallory", i))
 		}
-		tp.rebuild(&res, []string{strings.Join(glob, "; ")}, t0, nil)
+		tp.rebuild(&res, []string{strings.Join(glob, "; ")}, t0, nil, false)
 		if c := countReasons(res.dropped); c[BadMAC] != tried || c[OverBudget] != copies-tried || res.macs > maxMACs {
 			t.Errorf("%d keys, glob names: dropped %v, %d HMACs", keys, c, res.macs)
 		}
@@ -204,7 +204,7 @@ func TestRebuildValidCost(t *testing.T) {
 		"sess_x=" + tp.signed(t, "sess_x", "g"),
 		"vid=" + tp.signed(t, "vid", string(testVisitorID)),
 	}
-	tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil)
+	tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil, false)
 	if len(res.found) != 4 || res.decodes != 4 || res.macs != 4 {
 		t.Errorf("signing key: %d found, %d decodes, %d HMACs; want 4 each", len(res.found), res.decodes, res.macs)
 	}
@@ -212,7 +212,7 @@ func TestRebuildValidCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp.rebuild(&res, []string{"session=" + oldest}, t0, nil)
+	tp.rebuild(&res, []string{"session=" + oldest}, t0, nil, false)
 	if f, ok := res.lookup(tp.jar.match("session")); !ok || f.Key != 2 || res.macs != 3 {
 		t.Errorf("oldest key: found %+v, %d HMACs; want key 2, 3 HMACs", f, res.macs)
 	}
@@ -229,7 +229,7 @@ func TestRebuildTrusted(t *testing.T) {
 	ev := b.signed(t, "enc", "secret")
 
 	var res result
-	b.rebuild(&res, []string{"session=alice; enc=" + ev + "; sess_x=plain"}, t0, []*Policy{a.Policy})
+	b.rebuild(&res, []string{"session=alice; enc=" + ev + "; sess_x=plain"}, t0, []*Policy{a.Policy}, false)
 	if string(res.header) != "session=alice; enc=secret" || b.droppedString(res.dropped) != "sess_x:malformed:sess_*" {
 		t.Errorf("trusted session: header %q, dropped %q", res.header, b.droppedString(res.dropped))
 	}
@@ -237,12 +237,12 @@ func TestRebuildTrusted(t *testing.T) {
 		t.Errorf("trusted session was verified again: found %+v, %d decodes", res.found, res.decodes)
 	}
 	// Trust covers the earlier policy's names only, not their look-alikes.
-	b.rebuild(&res, []string{"SESSION=alice"}, t0, []*Policy{a.Policy})
+	b.rebuild(&res, []string{"SESSION=alice"}, t0, []*Policy{a.Policy}, false)
 	if len(res.header) != 0 || b.droppedString(res.dropped) != "SESSION:lookalike:-" {
 		t.Errorf("look-alike of a trusted name: header %q, dropped %q", res.header, b.droppedString(res.dropped))
 	}
 	// Without it, the plain value is a forgery.
-	b.rebuild(&res, []string{"session=alice"}, t0, nil)
+	b.rebuild(&res, []string{"session=alice"}, t0, nil, false)
 	if len(res.header) != 0 || b.droppedString(res.dropped) != "session:malformed:session" {
 		t.Errorf("untrusted: header %q, dropped %q", res.header, b.droppedString(res.dropped))
 	}
@@ -314,7 +314,7 @@ func TestRebuildConsent(t *testing.T) {
 		})
 		header := tc.header(tp)
 		var res result
-		tp.rebuild(&res, []string{header}, t0, nil)
+		tp.rebuild(&res, []string{header}, t0, nil, false)
 		if res.consent != tc.want {
 			t.Errorf("consent %q, managed %v, header %q: consent %v, want %v", tc.consent, tc.managed, header, res.consent, tc.want)
 		}
@@ -325,7 +325,7 @@ func TestRebuildConsent(t *testing.T) {
 	earlier := newTestPolicy(t, ring, func(c *Config) { c.Visitor, c.Encrypt, c.Sign = nil, nil, []string{"cc"} })
 	tp := newTestPolicy(t, ring, func(c *Config) { c.Visitor.Consent = "cc=yes"; c.Sign = append(c.Sign, "cc") })
 	var res result
-	tp.rebuild(&res, []string{"cc=yes"}, t0, []*Policy{earlier.Policy})
+	tp.rebuild(&res, []string{"cc=yes"}, t0, []*Policy{earlier.Policy}, false)
 	if !res.consent {
 		t.Error("consent verified by an earlier policy does not count")
 	}
@@ -363,11 +363,11 @@ func TestRebuildRefresh(t *testing.T) {
 		parts = append(parts, "session="+forgedFor(t, "session", "mallory", i))
 	}
 	var res result
-	tp.rebuild(&res, []string{strings.Join(parts, "; ") + "; session=" + sv}, t0, nil)
+	tp.rebuild(&res, []string{strings.Join(parts, "; ") + "; session=" + sv}, t0, nil, false)
 	if calls != 1 || string(res.header) != "session=alice" {
 		t.Errorf("%d refreshes, header %q", calls, res.header)
 	}
-	tp.rebuild(&res, []string{"session=" + sv}, t0, nil)
+	tp.rebuild(&res, []string{"session=" + sv}, t0, nil, false)
 	if calls != 1 {
 		t.Errorf("a valid cookie asked for a refresh")
 	}
@@ -381,7 +381,7 @@ func TestRebuildRefresh(t *testing.T) {
 	tp = newTestPolicy(t, nil, func(c *Config) {
 		c.Refresh = func() bool { c.SignCodec.SetKeyRing(newKey); return true }
 	})
-	tp.rebuild(&res, []string{"session=" + fresh}, t0, nil)
+	tp.rebuild(&res, []string{"session=" + fresh}, t0, nil, false)
 	if string(res.header) != "session=bob" || res.macs > maxMACs {
 		t.Errorf("after a refresh: header %q, dropped %q", res.header, tp.droppedString(res.dropped))
 	}

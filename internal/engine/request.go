@@ -42,7 +42,9 @@ type Pass struct {
 	visitor       [cookie.VisitorIDLen]byte
 	known         bool // the visitor holds a verified or new ID
 	issue, resign bool
-	https         bool
+	https         bool // the client's connection is HTTPS (known once httpsKnown)
+	httpsKnown    bool
+	req           *http.Request
 	clear         []string  // managed cookies to clear in the browser
 	upgrade       []adopted // adopted cookies to set again, encoded
 	nginxAdopted  bool      // the visitor ID came from nginx userid's cookie
@@ -69,6 +71,10 @@ type Report struct {
 	Events                             []Event
 	Unlisted                           int  // events past the bounds
 	Rejected                           bool // the request was refused (ErrInvalidCookie)
+	// SecureOnPlain names a cookie the module set with the Secure attribute (or one that
+	// needs it) on a response to a plain-HTTP request: browsers (other than on localhost)
+	// refuse it. The first such cookie of the request.
+	SecureOnPlain string
 	// Adopted counts the plain values accepted during a rollout, by adoption name or glob,
 	// and nginx userid cookies whose ID was kept, by their name.
 	Adopted    []AdoptionCount
@@ -97,7 +103,7 @@ func (ps *Pass) Release() {
 	ps.clear, ps.upgrade, ps.lines, ps.buf, ps.lineBuf = ps.clear[:0], ps.upgrade[:0], ps.lines[:0], ps.buf[:0], ps.lineBuf[:0]
 	ps.p, ps.f, ps.clock, ps.trusted = nil, nil, nil, [2]*Policy{}
 	ps.now, ps.signAt, ps.visitor = 0, 0, [cookie.VisitorIDLen]byte{}
-	ps.decided, ps.known, ps.issue, ps.resign, ps.https = false, false, false, false, false
+	ps.decided, ps.known, ps.issue, ps.resign, ps.https, ps.httpsKnown, ps.req = false, false, false, false, false, false, nil
 	ps.nginxAdopted, ps.nginxClear, ps.finalized, ps.consented = false, false, false, false
 	ev, ad := ps.Report.Events, ps.Report.Adopted
 	clear(ev)
@@ -116,7 +122,7 @@ func (ps *Pass) Release() {
 // returned either way.
 func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64) (*Pass, error) {
 	ps := passPool.Get().(*Pass)
-	ps.p, ps.f, ps.now, ps.clock = p, f, now, clock
+	ps.p, ps.f, ps.now, ps.clock, ps.req = p, f, now, clock, r
 	trusted, err := f.join(p, ps.trusted[:0])
 	if err != nil {
 		delete(r.Header, "Cookie") // error routes see this request's headers: nothing unverified
@@ -126,29 +132,26 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 	if ps.decided && p.visitor.headerNorm != "" {
 		scrubHeader(r.Header, p.visitor.headerNorm)
 	}
-	if p.flask != nil && p.flask.headerNorm != "" && !slices.ContainsFunc(trusted, func(q *Policy) bool { return q.flask != nil }) {
+	// The headers a policy sets are the client's to lose, whatever it trusts: only an earlier
+	// policy with the same Flask rule (same name, fields, prefix) has set them already.
+	if p.flask != nil && p.flask.headerNorm != "" && !slices.ContainsFunc(trusted, p.sameFlask) {
 		scrubPrefix(r.Header, p.flask.headerNorm)
 	}
 	p.scrubConnection(r.Header)
 	p.guardTrailers(r)
 
-	if lines := r.Header["Cookie"]; len(lines) > 0 && !p.rebuild(&ps.res, lines, now, trusted) {
+	gpc := p.visitor != nil && p.visitor.honorGPC && strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1"
+	if !p.rebuild(&ps.res, r.Header["Cookie"], now, trusted, gpc) {
 		ps.Report.Invalid[TooMany]++
 		ps.event("*", TooMany, false, false)
 		delete(r.Header, "Cookie") // error routes see this request's headers
 		return ps, ErrTooManyCookies
 	}
-	ps.consented = p.consentGiven(r, &ps.res)
-	if !ps.consented && len(ps.res.withheld) > 0 {
-		ps.withhold()
-	}
+	ps.consented = ps.res.consent
 	ps.notePassed()
 	if ps.noteDropped() && (p.reject || ps.flaskRejects()) {
 		ps.forward(r)
 		ps.Report.Rejected = true
-		if len(ps.clear) > 0 {
-			ps.https = p.isHTTPS(r)
-		}
 		return ps, ErrInvalidCookie
 	}
 	ps.Report.Verified = len(ps.res.found)
@@ -162,9 +165,6 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 		ps.visit(r)
 	}
 	ps.forward(r)
-	if ps.issue || ps.resign || len(ps.clear) > 0 || len(ps.upgrade) > 0 || ps.nginxClear {
-		ps.https = p.isHTTPS(r) // only a cookie set on the response needs it
-	}
 	return ps, nil
 }
 
@@ -182,8 +182,14 @@ func (ps *Pass) noteDropped() bool {
 			continue
 		}
 		ps.event(d.name, d.reason, false, false)
-		if d.reason == Duplicate || d.reason == OverBudget {
+		if d.reason == Duplicate || d.reason == OverBudget || d.reason == NoConsent {
 			continue // not read, not judged: a flood of forged copies must not cost the real one
+		}
+		if ps.res.hasFound(ps.appName(d.name)) || ps.res.hasAdopted(ps.appName(d.name)) {
+			// Another copy of the name is valid: the bad one was tossed in (by a sibling
+			// subdomain, say). It is dropped, never rejected, and its clearing would delete
+			// the valid one.
+			continue
 		}
 		bad = true
 		ps.f.noteInvalid(d.name)
@@ -194,8 +200,7 @@ func (ps *Pass) noteDropped() bool {
 		// expires.
 		// Nor when a copy went unread (over budget): it may be the valid one.
 		clearIt := d.rule >= 0 && d.rule != ps.p.visitorRule || ps.p.reject
-		if clearIt && len(ps.clear) < maxClears && !ps.res.hasFound(d.name) && !ps.res.hasAdopted(d.name) &&
-			!slices.Contains(ps.clear, d.name) && !ps.unreadName(d.name) {
+		if clearIt && len(ps.clear) < maxClears && !slices.Contains(ps.clear, d.name) && !ps.unreadName(d.name) {
 			ps.clear = append(ps.clear, d.name)
 		}
 	}
@@ -247,7 +252,7 @@ func (ps *Pass) visit(r *http.Request) {
 	if ps.res.nginxSeen && ps.now < v.nginxUntil {
 		// The visitor nginx userid knew keeps its ID; its cookie goes, once replaced.
 		ps.nginxClear = true
-		if id, ok := nginxuid.Parse(ps.res.nginx); ok {
+		if id, ok := nginxuid.Parse(ps.res.nginx); ok && !ownLayout(id) {
 			ps.visitor, ps.known, ps.issue, ps.nginxAdopted = id, true, true, true
 			ps.Report.countAdopted(v.nginxName)
 			return
@@ -258,6 +263,12 @@ func (ps *Pass) visit(r *http.Request) {
 	ps.visitor = cookie.NewVisitorID()
 	ps.known, ps.issue = true, true
 }
+
+// ownLayout reports whether an ID has the layout of those this module issues (a version 4
+// UUID). A client must not get one of them signed by presenting it as nginx userid's: that
+// would let it choose an ID another visitor has. About one nginx ID in 64 has the layout by
+// chance; those visitors get a new ID.
+func ownLayout(id [cookie.VisitorIDLen]byte) bool { return id[6]>>4 == 4 && id[8]>>6 == 2 }
 
 // unreadName reports whether a copy of the cookie called name went unverified (over budget).
 func (ps *Pass) unreadName(name string) bool {
@@ -296,43 +307,50 @@ func (ps *Pass) flaskRejects() bool {
 	if f == nil || f.OnInvalid != FlaskReject {
 		return false
 	}
+	if ps.res.flaskAt > 0 {
+		return false // a valid copy came: the others were tossed in
+	}
 	for _, d := range ps.res.dropped {
-		if d.rule >= 0 && ps.p.jar.rules[d.rule].kind == kindFlask && d.reason != Duplicate && d.reason != Empty {
+		if d.rule >= 0 && ps.p.jar.rules[d.rule].kind == kindFlask && d.reason != Duplicate && d.reason != Empty &&
+			d.reason != OverBudget && d.reason != NoConsent {
 			return true
 		}
 	}
 	return false
 }
 
+// sameFlask reports whether q checks the Flask session exactly as p does.
+func (p *Policy) sameFlask(q *Policy) bool {
+	return q.flask != nil && q.jar.rules[q.flaskRule()].identity == p.jar.rules[p.flaskRule()].identity
+}
+
+// isHTTPS reports whether the client's connection is HTTPS, asked once and only when a cookie
+// set on the response needs to know.
+func (ps *Pass) isHTTPS() bool {
+	if !ps.httpsKnown {
+		ps.https, ps.httpsKnown = ps.p.isHTTPS(ps.req), true
+	}
+	return ps.https
+}
+
+// secureOnPlain notes a cookie the module gives the Secure attribute (or one that needs it)
+// on a response to a plain-HTTP request: browsers other than on localhost refuse it.
+func (ps *Pass) secureOnPlain(name string) {
+	if ps.Report.SecureOnPlain == "" && !ps.isHTTPS() {
+		ps.Report.SecureOnPlain = name
+	}
+}
+
 // mayIssue applies the privacy gates; they only ever hold back a new ID.
 func (ps *Pass) mayIssue(r *http.Request) bool {
 	v := ps.p.visitor
-	return ps.p.consentGiven(r, &ps.res) && (v.gate == nil || v.gate(r))
+	return ps.res.consent && (v.gate == nil || v.gate(r))
 }
 
-// consentGiven applies the visitor's consent gates (Sec-GPC, the consent cookie), which also
-// hold back the cookies that need consent.
-func (p *Policy) consentGiven(r *http.Request, res *result) bool {
-	v := p.visitor
-	if v == nil {
-		return true
-	}
-	if v.honorGPC && strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1" {
-		return false
-	}
-	return v.consentName == "" || res.consent
-}
-
-// withhold takes the cookies that need consent out of the forwarded header.
-func (ps *Pass) withhold() {
-	res := &ps.res
-	for i := len(res.withheld) - 1; i >= 0; i-- {
-		s := res.withheld[i]
-		name, _, _ := strings.Cut(string(res.header[s.start:s.end]), "=")
-		res.drop(strings.TrimPrefix(name, "; "), -1, NoConsent)
-		res.cut(s)
-	}
-	res.changed = true
+// appName is the name the upstream reads for a cookie the browser holds as browser.
+func (ps *Pass) appName(browser string) string {
+	app, _, _ := ps.p.blocks.incoming(browser)
+	return app
 }
 
 // forward gives the upstream the rebuilt Cookie header and the visitor ID.
@@ -349,7 +367,8 @@ func (ps *Pass) forward(r *http.Request) {
 		}
 		id = ps.buf
 		if !v.strip {
-			res.appendPair(v.name, id)
+			appendPair(res, v.name, id)
+			res.changed = true
 		}
 	}
 	if res.changed {

@@ -27,7 +27,7 @@ func (ps *Pass) Finalize(hdr http.Header) {
 	if ps.addOwnCookies(hdr, upstreamSets) {
 		ensurePrivate(hdr)
 	}
-	ps.f.finalCookies = len(hdr["Set-Cookie"])
+	ps.f.snapshot(hdr["Set-Cookie"])
 	if ps.f.finalized == nil {
 		ps.f.finalized = ps.f.finalizedBuf[:0]
 	}
@@ -62,18 +62,13 @@ func (ps *Pass) Informational(hdr http.Header) (restore func()) {
 }
 
 // Done ends the pass when the handler returns: the header map is rewritten if nothing was
-// written, and Set-Cookie lines added after the final rewrite are removed: HTTP/1 and HTTP/2
-// ignore them, but HTTP/3 would send them, unrewritten, at the first body write. Set-Cookie
-// trailers go too: they are never rewritten.
+// written, and the Set-Cookie lines are put back as the last rewrite left them: a line added
+// or replaced after it was never rewritten (HTTP/1 and HTTP/2 ignore such lines, but HTTP/3
+// would send them at the first body write). Set-Cookie trailers go too: they are never
+// rewritten.
 func (ps *Pass) Done(hdr http.Header) {
 	ps.Finalize(hdr)
-	if lines := hdr["Set-Cookie"]; len(lines) > ps.f.finalCookies {
-		if ps.f.finalCookies == 0 {
-			delete(hdr, "Set-Cookie")
-		} else {
-			hdr["Set-Cookie"] = lines[:ps.f.finalCookies:ps.f.finalCookies]
-		}
-	}
+	ps.f.restore(hdr)
 	dropTrailerCookies(hdr)
 }
 
@@ -96,8 +91,23 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 	var out []string // copy on first change
 	for i, line := range lines {
 		sc, ok := parseSetCookie(line)
-		if !ok || ps.f.isSealed(line) {
+		if !ok {
 			if out != nil {
+				out = append(out, line)
+			}
+			continue
+		}
+		if ps.f.isSealed(line) {
+			repl, changed := ps.passSealed(ps.lines[:0], sc)
+			ps.lines = repl
+			if changed && out == nil {
+				out = make([]string, i, len(lines)+len(repl))
+				copy(out, lines[:i])
+			}
+			switch {
+			case changed:
+				out = append(out, repl...)
+			case out != nil:
 				out = append(out, line)
 			}
 			continue
@@ -144,12 +154,11 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 // line, several (a split value), or nothing (dropped); changed is false, and nothing is
 // appended, when it stays as it was.
 func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string, changed bool) {
-	if blk != nil && blk.NeedsConsent && !ps.consented {
-		// Held back, but a deletion passes: it stores nothing, and once consent is withdrawn
-		// the app must be able to remove what it set.
-		if deletion, _, _ := sc.lifetime(ps.now); !deletion {
-			return out, !ps.dropLine(sc.name, NoConsent)
-		}
+	if !ps.admits(blk, sc) {
+		return out, !ps.dropLine(sc.name, NoConsent)
+	}
+	if blk.needsSecure() {
+		ps.secureOnPlain(blk.Prefix + sc.name)
 	}
 	pol := ps.p
 	ri := pol.jar.match(sc.name)
@@ -240,6 +249,41 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	return ps.clearChunks(out, blk, sc, len(chunks)), true
 }
 
+// admits is the consent gate every Set-Cookie line passes, whoever wrote it: without consent a
+// cookie that needs it is held back, but a deletion passes (it stores nothing, and once
+// consent is withdrawn the app must be able to remove what it set).
+func (ps *Pass) admits(blk *block, sc setCookie) bool {
+	if !ps.holds(blk) {
+		return true
+	}
+	deletion, _, _ := sc.lifetime(ps.now)
+	return deletion
+}
+
+// holds reports whether a cookie of the block waits for consent that was not given.
+func (ps *Pass) holds(blk *block) bool { return blk != nil && blk.NeedsConsent && !ps.consented }
+
+// passSealed applies this policy's rules to a line another policy on the path wrote (and
+// encoded, if it manages the name): the consent gate, and the attributes of a cookie rule for
+// a name this policy does not manage. The visitor cookie keeps track's attributes.
+func (ps *Pass) passSealed(out []string, sc setCookie) (_ []string, changed bool) {
+	app, blk, _ := ps.p.blocks.incoming(sc.name)
+	if blk == nil || ps.p.manages(app) || sc.name == ps.f.visitorName() {
+		return out, false
+	}
+	if !ps.admits(blk, sc) {
+		return out, !ps.dropLine(app, NoConsent)
+	}
+	if !blk.attributesOnly() {
+		return out, false // composed only with a policy that treats the name the same way
+	}
+	line := string(blk.editAttributes(append(ps.buf[:0], sc.line[:sc.valueEnd]...), sc.line[sc.valueEnd:]))
+	if line == sc.line {
+		return out, false
+	}
+	return ps.sealed(out, line), true
+}
+
 // sealed appends a line the module wrote and records it, so that no other policy on the
 // request path rewrites it.
 func (ps *Pass) sealed(out []string, line string) []string {
@@ -304,8 +348,9 @@ func (ps *Pass) addOwnCookies(hdr http.Header, upstreamSets uint64) bool {
 		b, err := v.codec.AppendEncodeAt(b, v.name, id, ps.signTime())
 		if err == nil {
 			b = append(b, v.attrs...)
-			if v.secure == SecureOn || v.secure != SecureOff && (v.forceSecure || ps.https) {
+			if v.secure == SecureOn || v.secure != SecureOff && (v.forceSecure || ps.isHTTPS()) {
 				b = append(b, "; Secure"...)
+				ps.secureOnPlain(v.name)
 			}
 			add(string(b))
 			switch {
@@ -335,6 +380,10 @@ func (ps *Pass) addOwnCookies(hdr http.Header, upstreamSets uint64) bool {
 		if upstreamSets&(1<<(len(ps.clear)+k)) != 0 {
 			continue // the upstream sets it itself: that line is signed
 		}
+		if ps.holds(ps.p.blocks.find(a.name)) {
+			ps.dropLine(a.name, NoConsent)
+			continue
+		}
 		if line, ok := ps.upgradeLine(a); ok {
 			add(line)
 		}
@@ -342,13 +391,22 @@ func (ps *Pass) addOwnCookies(hdr http.Header, upstreamSets uint64) bool {
 	return added
 }
 
-// clearing is the Set-Cookie line that deletes a cookie in the browser.
+// clearing is the Set-Cookie line that deletes a cookie in the browser, with the attributes
+// its cookie rule gives it (a rewritten Path or Domain must match to delete it).
 func (ps *Pass) clearing(name, attrs string) string {
-	line := name + "=" + attrs
-	if ps.https || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
-		line += "; Secure" // browsers ignore a prefixed or HTTPS cookie's deletion without it
+	b := append(append(ps.buf[:0], name...), '=')
+	if _, blk, _ := ps.p.blocks.incoming(name); blk != nil && name != ps.f.visitorName() {
+		b = blk.editAttributes(b, attrs)
+	} else {
+		b = append(b, attrs...)
 	}
-	return line
+	if ps.isHTTPS() || strings.HasPrefix(name, "__Secure-") || strings.HasPrefix(name, "__Host-") {
+		if !strings.Contains(string(b[len(name):]), "; Secure") {
+			b = append(b, "; Secure"...) // browsers ignore a prefixed or HTTPS cookie's deletion without it
+		}
+	}
+	ps.buf = b[:0]
+	return string(b)
 }
 
 // ensurePrivate keeps shared caches from storing a response that carries a visitor's cookie.

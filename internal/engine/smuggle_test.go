@@ -34,7 +34,7 @@ func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
 		"session%00=forged",
 	} {
 		var res result
-		if !tp.rebuild(&res, []string{"session=" + sv + "; " + part}, t0, nil) {
+		if !tp.rebuild(&res, []string{"session=" + sv + "; " + part}, t0, nil, false) {
 			t.Fatal("too many pairs")
 		}
 		if got := string(res.header); got != "session=alice" {
@@ -58,7 +58,7 @@ func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
 		"x=1,a=session=1",
 	} {
 		var res result
-		if !tp.rebuild(&res, []string{part}, t0, nil) {
+		if !tp.rebuild(&res, []string{part}, t0, nil, false) {
 			t.Fatal("too many pairs")
 		}
 		if got := string(res.header); got != part || len(res.dropped) != 0 {

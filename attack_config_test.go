@@ -16,9 +16,9 @@ import (
 	"testing"
 )
 
-// attackLoad loads site (a site body) with Caddy's log in a file, and returns the load's error
-// and the warnings it logged that mention signed_cookies (each a JSON line).
-func attackLoad(t *testing.T, site string) (error, []string) {
+// attackLoad loads site (a site body) with Caddy's log in a file, and returns the warnings it
+// logged that mention signed_cookies (each a JSON line) and the load's error.
+func attackLoad(t *testing.T, site string) ([]string, error) {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	err := loadCaddyErr(t, site, withGlobals(fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel INFO\n\t}", logPath)))
@@ -32,7 +32,7 @@ func attackLoad(t *testing.T, site string) (error, []string) {
 			warns = append(warns, l)
 		}
 	}
-	return err, warns
+	return warns, err
 }
 
 // attackRefusal is one configuration that must not load silently.
@@ -47,7 +47,7 @@ func attackCheckRefusals(t *testing.T, cases []attackRefusal) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err, warns := attackLoad(t, ruleSite("127.0.0.1:9", c.lines))
+			warns, err := attackLoad(t, ruleSite("127.0.0.1:9", c.lines))
 			if err != nil {
 				for _, w := range c.want {
 					if !strings.Contains(err.Error(), w) {
@@ -193,7 +193,7 @@ func TestAttackPlaceholderBeforeModuleWarns(t *testing.T) {
 	}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err, warns := attackLoad(t, c.site)
+			warns, err := attackLoad(t, c.site)
 			want := []string{"http.request.cookie.role", "signed_cookies"}
 			if err != nil {
 				if !containsAll(err.Error(), want) {

@@ -56,7 +56,7 @@ type attackSeen struct {
 	id     string // the upstream's X-Visitor-Id
 }
 
-// attackReadable returns the names Python's SimpleCookie and Go's parser read from each
+// attackParsers returns the names Python's SimpleCookie and Go's parser read from each
 // upstream Cookie header, with the values.
 func attackParsers(t testing.TB, seen []attackSeen) (goRead, pyRead []map[string]string) {
 	t.Helper()

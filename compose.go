@@ -12,6 +12,7 @@ package signedcookies
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -41,7 +42,7 @@ func checkComposition(ctx caddy.Context, h *Handler) error {
 	if !ours.(*keyRingApp).firstCheck(app) {
 		return nil
 	}
-	c := &composer{logger: h.logger, onePath: map[[2]int]bool{}}
+	c := &composer{logger: h.logger, onePath: map[[2]int]bool{}, warned: map[string]bool{}}
 	for _, name := range sortedKeys(app.Servers) {
 		c.server(name, app.Servers[name])
 	}
@@ -67,6 +68,13 @@ type state struct {
 	// paths are the path matchers the request matched on the way: each one is a list of
 	// patterns (\x01-separated) of which the path matches one; lists are NUL-separated.
 	paths string
+	// errors: on an error route; covered: a signed_cookies handler ran on it, so its writer
+	// rewrites what the error route's handlers answer.
+	errors, covered bool
+	// cookies are the request cookies whose placeholders ({http.request.cookie.*}) handlers
+	// on the way read (sorted, NUL-separated), with where: read before a signed_cookies
+	// handler that manages them, they hold the client's value, forged or not.
+	cookies string
 }
 
 // maxStates bounds the states followed at one point; past it, the check stops following
@@ -80,6 +88,7 @@ type composer struct {
 	named    map[string]*caddyhttp.Route
 	nodes    map[string][]handlerNode
 	reached  map[int]bool
+	warned   map[string]bool // load warnings already given
 	seen     map[[2]int]bool // pairs met on one request path (in this server)
 	onePath  map[[2]int]bool // the same, in every server
 	plain    bool            // the server being checked serves only plain HTTP
@@ -99,7 +108,7 @@ func (c *composer) server(name string, srv *caddyhttp.Server) {
 	if srv.Errors != nil {
 		// The error routes run after an error anywhere on the primary path.
 		c.collect(srv.Errors.Routes, where+" errors")
-		c.routes(srv.Errors.Routes, all, where+" errors", nil)
+		c.routes(srv.Errors.Routes, onErrorRoute(all), where+" errors", nil)
 	}
 	for _, x := range c.handlers[first:] {
 		if !c.reached[x.id] && !strings.HasPrefix(x.where, "named route") {
@@ -123,6 +132,29 @@ func (c *composer) collect(list caddyhttp.RouteList, where string) {
 			}
 		}
 	}
+}
+
+// onErrorRoute are the states of requests an error sends to error routes.
+func onErrorRoute(ss []state) []state {
+	out := make([]state, len(ss))
+	for i, s := range ss {
+		s.errors, s.covered = true, false
+		out[i] = s
+	}
+	return out
+}
+
+// rewrites reports whether a signed_cookies handler of the state rewrites the upstream's
+// Set-Cookie lines (it signs, encrypts or has cookie rules): an app answering an error route
+// the handler's writer is not on would send them as written.
+func (c *composer) rewrites(s state) *handlerAt {
+	for _, x := range c.handlers {
+		h := x.h
+		if x.id < 64 && s.through&(1<<x.id) != 0 && len(h.Sign)+len(h.Encrypt)+len(h.SignFormat)+len(h.Cookie) > 0 {
+			return x
+		}
+	}
+	return nil
 }
 
 func (c *composer) fail(err error) {
@@ -272,6 +304,8 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 			case kindOurs:
 				x := c.found(hn.ours, hw)
 				c.reached[x.id] = true
+				s.covered = true
+				c.readBefore(x, s)
 				if x.id >= 64 {
 					next = append(next, s) // past what a state holds: checked per request only
 					continue
@@ -292,7 +326,7 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 				if hn.errors != nil {
 					var inner []state
 					c.routes(hn.routes, []state{s}, hw+" (subroute)", &inner)
-					out = append(out, c.routes(hn.errors, inner, hw+" (subroute errors)", all)...)
+					out = append(out, c.routes(hn.errors, onErrorRoute(inner), hw+" (subroute errors)", all)...)
 				}
 				next = append(next, out...)
 			case kindInvoke:
@@ -301,10 +335,17 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 				}
 			case kindResponder:
 				// answers: nothing after it in this route runs
+				if x := c.rewrites(s); hn.proxies && s.errors && !s.covered && x != nil {
+					c.fail(fmt.Errorf("%s (handle_errors) answers errors of requests %s handled with %s, which no signed_cookies handler covers there: "+
+						"the app's Set-Cookie lines would leave as written, unsigned; put signed_cookies (the same configuration) in handle_errors before %s", hw, x, hn.name, hn.name))
+				}
 			case kindRewrite:
 				s.paths = ""
 				next = append(next, s)
 			default:
+				if len(hn.cookies) > 0 {
+					s.cookies = addCookieReads(s.cookies, hn.cookies, hw+" ("+hn.name+")")
+				}
 				next = append(next, s)
 			}
 		}
@@ -435,7 +476,61 @@ type handlerNode struct {
 	kind           handlerKind
 	ours           *Handler
 	routes, errors caddyhttp.RouteList
-	name           string
+	name           string   // the module's name (a named route's for invoke)
+	proxies        bool     // reverse_proxy: the app answers, its Set-Cookie lines included
+	cookies        []string // the request cookies whose placeholders the handler reads
+}
+
+// cookiePlaceholder finds the placeholders of request cookies in a handler's configuration.
+var cookiePlaceholder = regexp.MustCompile(`\{http\.request\.cookie\.([^{}]+)\}`)
+
+// cookiesRead lists the request cookies whose placeholders a handler's JSON holds.
+func cookiesRead(js []byte) []string {
+	var out []string
+	for _, m := range cookiePlaceholder.FindAllSubmatch(js, -1) {
+		if n := string(m[1]); !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// addCookieReads adds to a state's reads the cookies a handler reads, with where.
+func addCookieReads(reads string, cookies []string, where string) string {
+	list := strings.Split(reads, "\x00")
+	if reads == "" {
+		list = nil
+	}
+	for _, n := range cookies {
+		entry := n + "\x01" + where
+		if !slices.Contains(list, entry) {
+			list = append(list, entry)
+		}
+	}
+	slices.Sort(list)
+	return strings.Join(list, "\x00")
+}
+
+// readBefore warns about cookies whose placeholders a handler read before x, which manages
+// them, verified them: the placeholder held the client's value, forged or not.
+func (c *composer) readBefore(x *handlerAt, s state) {
+	if s.cookies == "" {
+		return
+	}
+	for entry := range strings.SplitSeq(s.cookies, "\x00") {
+		name, where, _ := strings.Cut(entry, "\x01")
+		if x.policy.Inspect(name, nil, 0).Kind == "" {
+			continue
+		}
+		key := name + "\x00" + where + "\x00" + x.where
+		if c.warned[key] {
+			continue
+		}
+		c.warned[key] = true
+		c.logger.Warn("a handler reads a cookie's placeholder before signed_cookies verifies the cookie: it gets the client's value, forged or not; "+
+			"place that handler after signed_cookies (in a route block), or read the value the upstream gets",
+			zap.String("placeholder", "{http.request.cookie."+name+"}"), zap.String("read_by", where), zap.String("signed_cookies", x.String()))
+	}
 }
 
 // responders always answer (or fail) without calling the next handler.
@@ -486,6 +581,13 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 			case head.Handler == "rewrite":
 				n.kind = kindRewrite
 			}
+			if n.kind != kindInvoke {
+				n.name = head.Handler
+			}
+			if n.kind != kindOurs && n.kind != kindSubroute {
+				n.cookies = cookiesRead(raw)
+			}
+			n.proxies = head.Handler == "reverse_proxy"
 			out = append(out, n)
 		}
 		return out
@@ -511,6 +613,10 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 					n.kind = kindResponder
 				case id == "rewrite":
 					n.kind = kindRewrite
+				}
+				n.name, n.proxies = id, id == "reverse_proxy"
+				if js, err := json.Marshal(mh); err == nil {
+					n.cookies = cookiesRead(js)
 				}
 			}
 		}

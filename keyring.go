@@ -231,8 +231,6 @@ func (u *ringUse) ring() *cookie.KeyRing {
 	return u.sr.derive(u.realm)
 }
 
-// id is equal for the handlers that use the same keys.
-func (u *ringUse) id() string { return "storage:" + u.sr.poolKey + "\x00realm:" + u.realm }
 
 // follow makes the codecs follow the ring's rotations.
 func (u *ringUse) follow(codecs ...*cookie.Codec) {

@@ -212,24 +212,24 @@ func (bs *blocks) check(j *jar) error {
 			if n == bs.visitor {
 				return fmt.Errorf("%s: %q is the visitor cookie, whose attributes track sets", field, n)
 			}
-			var made []string
+			var made [][2]string // a name the browser holds, and the setting that makes it
 			if b.Prefix != "" {
-				made = append(made, b.Prefix+n)
+				made = append(made, [2]string{b.Prefix + n, field + " { prefix " + b.Prefix + " }"})
 			}
 			if b.Split {
-				made = append(made, n+"__[1-7]")
+				made = append(made, [2]string{n + "__[1-7]", field + " { split }"})
 			}
 			for _, m := range made {
 				for k := range j.rules {
 					r := &j.rules[k]
-					if r.kind != kindPlain && PatternsOverlap(r.pattern, m) {
-						return fmt.Errorf("%s and %s both claim the cookie the browser holds as %s: manage %q (the name the upstream uses) instead", r.field, field, overlapName(r.pattern, m), n)
+					if r.kind != kindPlain && PatternsOverlap(r.pattern, m[0]) {
+						return fmt.Errorf("%s and %s both claim the cookie the browser holds as %s: manage %q (the name the upstream uses) instead", r.field, m[1], overlapName(r.pattern, m[0]), n)
 					}
 				}
 				for _, o := range bs.all {
 					for _, on := range o.Names {
-						if PatternsOverlap(on, m) {
-							return fmt.Errorf("%s and cookie %s both claim the cookie the browser holds as %s", field, strings.Join(o.Names, " "), overlapName(on, m))
+						if PatternsOverlap(on, m[0]) {
+							return fmt.Errorf("%s and cookie %s both claim the cookie the browser holds as %s", m[1], strings.Join(o.Names, " "), overlapName(on, m[0]))
 						}
 					}
 				}
@@ -285,20 +285,6 @@ func (bs *blocks) incoming(name string) (app string, b *block, refused bool) {
 	return name, b, false
 }
 
-// RuleFor finds the cookie rule of a request cookie's name as a request does: the name the
-// upstream reads, the index of its rule in rules (-1 when none), and whether the name is
-// refused for lacking the prefix its rule adds.
-func RuleFor(rules []CookieRule, name string) (app string, index int, refused bool) {
-	bs := newBlocks(rules, "")
-	if bs == nil {
-		return name, -1, false
-	}
-	app, b, refused := bs.incoming(name)
-	if b == nil {
-		return app, -1, false
-	}
-	return app, b.order, refused
-}
 
 // chunkOf reports whether name is a chunk (name__1 … name__7) of a split cookie, and of which.
 func (bs *blocks) chunkOf(name string) (base string, index int, ok bool) {

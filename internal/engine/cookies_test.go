@@ -53,9 +53,16 @@ func TestEditAttributes(t *testing.T) {
 	}
 }
 
-// RuleFor answers as a request does: the most specific glob (a class of one byte counts as
-// a literal), a prefix the rule adds removed, the unprefixed name refused.
-func TestRuleFor(t *testing.T) {
+// A request cookie's name finds its rule as it should: the most specific glob (a class of one
+// byte counts as a literal), a prefix the rule adds removed, the unprefixed name refused.
+func TestBlocksIncoming(t *testing.T) {
+	ruleFor := func(rules []CookieRule, name string) (string, int, bool) {
+		app, b, refused := newBlocks(rules, "").incoming(name)
+		if b == nil {
+			return app, -1, refused
+		}
+		return app, b.order, refused
+	}
 	rules := []CookieRule{{Names: []string{"se*"}}, {Names: []string{"s[e]s*"}}, {Names: []string{"id"}, Prefix: "__Host-"}}
 	for _, tc := range []struct {
 		name, app string
@@ -69,12 +76,12 @@ func TestRuleFor(t *testing.T) {
 		{"__Secure-id", "__Secure-id", -1, false},
 		{"other", "other", -1, false},
 	} {
-		app, i, refused := RuleFor(rules, tc.name)
+		app, i, refused := ruleFor(rules, tc.name)
 		if app != tc.app || i != tc.index || refused != tc.refused {
-			t.Errorf("RuleFor(%q) = %q, %d, %v; want %q, %d, %v", tc.name, app, i, refused, tc.app, tc.index, tc.refused)
+			t.Errorf("incoming(%q) = %q, %d, %v; want %q, %d, %v", tc.name, app, i, refused, tc.app, tc.index, tc.refused)
 		}
 	}
-	if app, i, _ := RuleFor(nil, "sess"); app != "sess" || i != -1 {
-		t.Errorf("RuleFor without rules = %q, %d", app, i)
+	if app, i, _ := ruleFor(nil, "sess"); app != "sess" || i != -1 {
+		t.Errorf("without rules = %q, %d", app, i)
 	}
 }

@@ -213,8 +213,8 @@ func walkOverlap(a, b []atom) ([]rune, bool) {
 // pickRune picks a rune of a set, a cookie name's character where there is one.
 func pickRune(set []runeRange) rune {
 	for _, r := range set {
-		for c := max(r.lo, 'a'); c <= min(r.hi, 'z'); c++ {
-			return c
+		if lo := max(r.lo, 'a'); lo <= min(r.hi, 'z') {
+			return lo
 		}
 	}
 	for _, r := range set {

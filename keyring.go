@@ -231,7 +231,6 @@ func (u *ringUse) ring() *cookie.KeyRing {
 	return u.sr.derive(u.realm)
 }
 
-
 // follow makes the codecs follow the ring's rotations.
 func (u *ringUse) follow(codecs ...*cookie.Codec) {
 	u.sr.mu.Lock()

@@ -285,7 +285,6 @@ func (bs *blocks) incoming(name string) (app string, b *block, refused bool) {
 	return name, b, false
 }
 
-
 // chunkOf reports whether name is a chunk (name__1 … name__7) of a split cookie, and of which.
 func (bs *blocks) chunkOf(name string) (base string, index int, ok bool) {
 	if bs == nil || !bs.split || len(name) < 4 || name[len(name)-3:len(name)-1] != "__" {

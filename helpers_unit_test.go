@@ -405,54 +405,59 @@ func TestErrorStatus(t *testing.T) {
 	}
 }
 
-// The placeholder provider answers the module's keys only, and tells a placeholder that does
-// not exist (no policy with a visitor cookie ran) from one that is empty.
-func TestFlowPlaceholders(t *testing.T) {
+// The placeholder provider answers the module's keys only, tells a placeholder that does not
+// exist (no policy with a visitor cookie ran) from one that is empty, and keeps answering
+// after the handler returned and its pass went back to the pool (as the access log reads
+// them).
+func TestPlaceholders(t *testing.T) {
 	type answer struct {
 		v  any
 		ok bool
 	}
-	ask := func(f *flow, keys ...string) []answer {
+	keys := []string{phVisitorID, phVisitorNew, phInvalid, phFlask + "user_id", "http.request.host", "http.signed_cookies.other"}
+	ask := func(ph *placeholders) []answer {
 		var out []answer
 		for _, k := range keys {
-			v, ok := f.placeholder(k)
+			v, ok := ph.get(k)
 			out = append(out, answer{v, ok})
 		}
 		return out
 	}
-	keys := []string{phVisitorID, phVisitorNew, phInvalid, phFlask + "user_id", "http.request.host", "http.signed_cookies.other"}
-
-	got := ask(new(flow), keys...)
+	got := ask(&placeholders{flow: new(engine.Flow)})
 	want := []answer{{"", false}, {false, false}, {"", true}, {"", false}, {nil, false}, {nil, false}}
 	if !slices.Equal(got, want) {
 		t.Errorf("before any policy ran: %v, want %v", got, want)
 	}
 
 	// After a handler with a visitor cookie (benchHandler's) ran on a request with a forged
-	// session and no visitor cookie: a new ID, the forged name listed.
+	// session and no visitor cookie: a new ID, the forged name listed. Other requests reuse
+	// the pass in between: the answers stay this request's.
 	h := benchHandler(t)
-	r := benchRequest("session=forged")
-	r = r.WithContext(benchContext(r, true))
-	w := &benchWriter{header: http.Header{}}
-	if err := h.ServeHTTP(w, r, benchNext(nil)); err != nil {
-		t.Fatal(err)
+	serve := func(cookie string) *caddy.Replacer {
+		r := benchRequest(cookie)
+		r = r.WithContext(benchContext(r, true))
+		if err := h.ServeHTTP(&benchWriter{header: http.Header{}}, r, benchNext(nil)); err != nil {
+			t.Fatal(err)
+		}
+		return r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	}
-	f := requestFlow(r)
-	got = ask(f, keys...)
-	id, _ := got[0].v.(string)
-	if !uuidV4.MatchString(id) || !got[0].ok {
-		t.Errorf("visitor_id = %v, want a new UUID", got[0])
+	repl := serve("session=forged")
+	for range 3 {
+		serve("other=1; session=forged-too")
 	}
-	if want := []answer{{true, true}, {"session", true}, {"", false}, {nil, false}, {nil, false}}; !slices.Equal(got[1:], want) {
-		t.Errorf("after the handler: %v, want %v", got[1:], want)
+	id, _ := repl.GetString(phVisitorID)
+	if !uuidV4.MatchString(id) {
+		t.Errorf("visitor_id = %q, want a new UUID", id)
 	}
-	// The replacer of the request reads them through the provider.
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if v, _ := repl.GetString(phVisitorID); v != id {
-		t.Errorf("replacer's %s = %q, want %q", phVisitorID, v, id)
+	for k, want := range map[string]any{phVisitorNew: true, phInvalid: "session"} {
+		if v, ok := repl.Get(k); !ok || v != want {
+			t.Errorf("%s = %v, %v; want %v", k, v, ok, want)
+		}
 	}
-	if v, ok := repl.Get(phInvalid); !ok || v != "session" {
-		t.Errorf("replacer's %s = %v, %v", phInvalid, v, ok)
+	for _, k := range []string{phFlask + "user_id", "http.signed_cookies.other"} {
+		if v, ok := repl.Get(k); ok {
+			t.Errorf("%s = %v: want no such placeholder", k, v)
+		}
 	}
 }
 

@@ -29,11 +29,30 @@ const (
 
 // ServeHTTP verifies the request's cookies, gives the upstream their plain values and wraps
 // the response writer so that what the upstream sets leaves signed.
+//
+// The first signed_cookies handler on a request's path keeps the state the handlers on the
+// path share in its pass (no allocation); the later ones find it in the request's vars while
+// it runs. Error routes run after it returned: on an error, a copy that outlives the pass
+// takes its place.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	f := requestFlow(r)
-	pass, err := h.policy.Request(&f.Flow, r, h.clock(), h.clock)
+	prev, _ := caddyhttp.GetVar(r.Context(), flowVar).(*engine.Flow)
+	pass, err := h.policy.Request(prev, r, h.clock(), h.clock)
+	var ph *placeholders
+	if prev == nil {
+		caddyhttp.SetVar(r.Context(), flowVar, pass.Flow())
+		ph = registerPlaceholders(r, pass.Flow())
+	}
 	defer func() {
 		h.report(&pass.Report)
+		if prev == nil {
+			// The pass goes back to its pool: nothing may point at its flow any more.
+			kept := (*engine.Flow)(nil)
+			if err != nil {
+				kept = pass.Flow().Keep() // error routes run next, and read it
+			}
+			caddyhttp.SetVar(r.Context(), flowVar, kept)
+			ph.detach(kept)
+		}
 		pass.Release()
 	}()
 	if err != nil {
@@ -61,38 +80,69 @@ func errorStatus(err error) int {
 	return http.StatusInternalServerError // handlers that cannot share a request path
 }
 
-// flow is the request's engine.Flow and the provider of its placeholders.
-type flow struct {
-	engine.Flow
+// placeholders provides the request's placeholders from its flow: the live one while the
+// first handler runs, then the copy error routes use, or the values as they ended.
+type placeholders struct {
+	flow  *engine.Flow // nil once ended
+	ended engine.Placeholders
 }
 
-// requestFlow returns the request's flow, made by the first handler on its path: the handlers
-// after it, and the error routes, share it.
-func requestFlow(r *http.Request) *flow {
-	if f, ok := caddyhttp.GetVar(r.Context(), flowVar).(*flow); ok {
-		return f
+// registerPlaceholders adds the request's placeholders to its replacer, if it has one.
+func registerPlaceholders(r *http.Request, f *engine.Flow) *placeholders {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return nil
 	}
-	f := new(flow)
-	caddyhttp.SetVar(r.Context(), flowVar, f)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		// A provider rather than Replacer.Set: nothing is boxed or stored in the replacer's
-		// map unless a placeholder is read.
-		repl.Map(f.placeholder)
-	}
-	return f
+	ph := &placeholders{flow: f}
+	// A provider rather than Replacer.Set: nothing is boxed or stored in the replacer's map
+	// unless a placeholder is read.
+	repl.Map(ph.get)
+	return ph
 }
 
-func (f *flow) placeholder(key string) (any, bool) {
+// detach points the placeholders at what outlives the first handler's pass: the kept flow,
+// or a copy of the values.
+func (ph *placeholders) detach(kept *engine.Flow) {
+	if ph == nil {
+		return
+	}
+	if kept == nil {
+		ph.ended = ph.flow.Placeholders()
+	}
+	ph.flow = kept
+}
+
+func (ph *placeholders) get(key string) (any, bool) {
+	if f := ph.flow; f != nil {
+		switch key {
+		case phVisitorID:
+			return f.VisitorID()
+		case phVisitorNew:
+			return f.VisitorNew()
+		case phInvalid:
+			return f.Invalid(), true
+		}
+		if k, ok := strings.CutPrefix(key, phFlask); ok {
+			return f.FlaskField(k)
+		}
+		return nil, false
+	}
+	v := &ph.ended
 	switch key {
 	case phVisitorID:
-		return f.VisitorID()
+		return v.VisitorID, v.Tracked
 	case phVisitorNew:
-		return f.VisitorNew()
+		return v.VisitorNew, v.Tracked
 	case phInvalid:
-		return f.Invalid(), true
+		return v.Invalid, true
 	}
 	if k, ok := strings.CutPrefix(key, phFlask); ok {
-		return f.FlaskField(k)
+		for _, fd := range v.Flask {
+			if fd.Key == k {
+				return fd.Value, true
+			}
+		}
+		return "", v.FlaskRan
 	}
 	return nil, false
 }

@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 )
@@ -13,8 +14,11 @@ import (
 const maxInvalidNames = 1024
 
 // Flow is the state of one request shared by the policies on its path, from the first one to
-// the error routes. The caller keeps one per request and never reuses it: error routes read
-// it after the handlers have returned.
+// the error routes. A request's first pass keeps it (Request with a nil Flow), so that a
+// request through one handler allocates nothing for it; while that pass runs, the handlers
+// after it reach it through Pass.Flow, and Keep copies it out for what runs after the pass
+// is released (error routes). A caller may also keep one of its own per request, the zero
+// value to start.
 type Flow struct {
 	ran    []*Policy
 	ranBuf [2]*Policy
@@ -40,10 +44,56 @@ type Flow struct {
 	// finalized are the policies that rewrote the response's headers already.
 	finalized    []*Policy
 	finalizedBuf [2]*Policy
+}
 
-	// The forwarded header values, kept here so that the request's header map can point at
-	// them without another allocation. Later handlers may edit them in place.
-	cookieHdr, idHdr [1]string
+// reset makes a pooled flow a new request's, keeping its buffers.
+func (f *Flow) reset() {
+	clear(f.ranBuf[:])
+	clear(f.sealedBuf[:])
+	clear(f.finalBuf[:])
+	clear(f.finalizedBuf[:])
+	clear(f.flask)
+	*f = Flow{invalid: f.invalid[:0], flask: f.flask[:0], ranBuf: f.ranBuf, sealedBuf: f.sealedBuf, finalBuf: f.finalBuf, finalizedBuf: f.finalizedBuf}
+}
+
+// Placeholders are the values of a request's placeholders, copied out of its flow.
+type Placeholders struct {
+	// VisitorID and VisitorNew exist once a policy with a visitor cookie ran (Tracked).
+	VisitorID           string
+	Tracked, VisitorNew bool
+	Invalid             string
+	// Flask are the exposed fields of a verified Flask session; a missing one is empty, not
+	// unknown, once a policy checking a Flask session ran (FlaskRan).
+	Flask    []Field
+	FlaskRan bool
+}
+
+// Placeholders copies the placeholder values out of the flow.
+func (f *Flow) Placeholders() Placeholders {
+	return Placeholders{VisitorID: f.visitorID, Tracked: f.tracked, VisitorNew: f.visitorNew, Invalid: string(f.invalid),
+		Flask: slices.Clone(f.flask), FlaskRan: f.flaskRan}
+}
+
+// Keep returns a copy of the flow that outlives the pass holding it: what error routes, which
+// run after the handlers have returned, need to know of the request's path.
+func (f *Flow) Keep() *Flow {
+	k := &Flow{
+		ran:        slices.Clone(f.ran),
+		visitorBy:  f.visitorBy,
+		tracked:    f.tracked,
+		visitorNew: f.visitorNew,
+		visitorID:  f.visitorID,
+		invalid:    slices.Clone(f.invalid),
+		flask:      slices.Clone(f.flask),
+		flaskRan:   f.flaskRan,
+		sealed:     slices.Clone(f.sealed),
+		final:      slices.Clone(f.final),
+		finalized:  slices.Clone(f.finalized),
+	}
+	if f.sealedSet != nil {
+		k.sealedSet = maps.Clone(f.sealedSet)
+	}
+	return k
 }
 
 // VisitorID returns the visitor ID the upstream reads (a UUID), and whether a policy with a

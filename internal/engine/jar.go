@@ -56,6 +56,10 @@ type jar struct {
 	// canonical pattern starts with a metacharacter, so every name needs the full check.
 	firstCanon [256]bool
 	anyFirst   bool
+	// first holds the first byte of every rule's literal prefix: a name starting with another
+	// byte matches no rule (anyRule: some pattern starts with a metacharacter).
+	first   [256]bool
+	anyRule bool
 }
 
 // newJar prepares rules whose patterns are valid path.Match patterns. The first matching rule
@@ -77,6 +81,11 @@ func newJar(rules []rule) *jar {
 		} else {
 			j.firstCanon[r.canonicalPrefix[0]] = true
 		}
+		if r.prefix == "" {
+			j.anyRule = true
+		} else {
+			j.first[r.prefix[0]] = true
+		}
 	}
 	return j
 }
@@ -90,6 +99,9 @@ func literalPrefix(pattern string) string {
 
 // match returns the index of the rule managing name, or -1.
 func (j *jar) match(name string) int {
+	if !j.anyRule && (name == "" || !j.first[name[0]]) {
+		return -1
+	}
 	for i := range j.rules {
 		r := &j.rules[i]
 		if r.glob {
@@ -134,7 +146,18 @@ func (j *jar) isLookalike(name string) bool {
 
 // lookalike is isLookalike for a name known not to be managed.
 func (j *jar) lookalike(name string, buf *[]byte) bool {
-	return j.readsAsManaged(name, buf) || j.arrayOfManaged(name, buf)
+	return j.readsAsManaged(name, buf) || hasArrayByte(name) && j.arrayOfManaged(name, buf)
+}
+
+// hasArrayByte reports whether a name has a '[' or a '%': only then can PHP read it as an
+// element of an array.
+func hasArrayByte(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '[' || c == '%' {
+			return true
+		}
+	}
+	return false
 }
 
 // arrayOfManaged reports whether PHP reads name as an element of a managed cookie's array:

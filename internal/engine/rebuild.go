@@ -46,7 +46,10 @@ type pair struct {
 	skip    int8   // the length of the transparent prefix before the name the upstream reads
 	fate    fate
 	consent bool  // the pair waits for consent (a cookie rule's needs_consent)
+	plain   bool  // cookie-octets only before the '=', none after it: it can hide no pair
 	rule    int32 // the managed rule of the name, -1 for none
+	line    int32 // the Cookie line it came from, and where in it
+	off     int32
 	dec     span  // fateDecoded: the plain value in result.values; fateHead: see heads
 }
 
@@ -73,7 +76,8 @@ type dropped struct {
 
 // result is the outcome of a rebuild. Reused across requests (reset keeps the buffers).
 type result struct {
-	header  []byte // the rebuilt Cookie header value
+	lines   []string // the request's Cookie lines
+	header  []byte   // the rebuilt Cookie header value
 	changed bool   // header differs from the request's single Cookie line
 	all     []pair // every pair that may be forwarded, in order
 	found   []found
@@ -101,7 +105,7 @@ type result struct {
 }
 
 func (res *result) reset() {
-	res.header, res.changed, res.pairs, res.bytes = res.header[:0], false, 0, 0
+	res.header, res.changed, res.pairs, res.bytes, res.lines = res.header[:0], false, 0, 0, nil
 	res.decodes, res.macs, res.consent, res.refreshed = 0, 0, false, false
 	res.nginx, res.nginxSeen, res.joinedLen, res.withheld, res.flaskAt = "", false, 0, 0, 0
 	clear(res.all)
@@ -157,17 +161,22 @@ func (res *result) dropPair(pr *pair, reason Reason) {
 // maxPairs pairs (res is then empty).
 func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Policy, gpc bool) bool {
 	res.reset()
-	for _, line := range lines {
+	res.lines = lines
+	for li, line := range lines {
 		res.bytes += len(line)
-		for line != "" {
-			var part string
-			if k := strings.IndexByte(line, ';'); k >= 0 {
-				part, line = line[:k], line[k+1:]
-			} else {
-				part, line = line, ""
+		for pos := 0; pos < len(line); {
+			start, end := pos, len(line)
+			if k := strings.IndexByte(line[pos:], ';'); k >= 0 {
+				end = pos + k
 			}
-			part = trimWS(part)
-			if part == "" {
+			pos = end + 1
+			for start < end && isWS(line[start]) {
+				start++
+			}
+			for end > start && isWS(line[end-1]) {
+				end--
+			}
+			if start == end {
 				continue
 			}
 			res.pairs++
@@ -175,7 +184,11 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 				res.reset()
 				return false
 			}
-			p.classify(res, part, now, trusted)
+			n := len(res.all)
+			p.classify(res, line[start:end], now, trusted)
+			if len(res.all) > n {
+				res.all[n].line, res.all[n].off = int32(li), int32(start)
+			}
 		}
 	}
 	if len(res.heads) > 0 || len(res.chunks) > 0 {
@@ -192,13 +205,19 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 
 // classify decides one pair of the Cookie header, as far as the pair alone can tell.
 func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy) {
-	eq := strings.IndexByte(part, '=')
-	if eq <= 0 || hasCTL(part) {
+	eq, nameClass, valueClass := scanPair(part)
+	if eq <= 0 || (nameClass|valueClass)&byteCTL != 0 {
 		name := "" // a pair without '=' is a nameless cookie's value: never reported
 		if eq > 0 {
 			name = part[:eq]
 		}
 		res.drop(name, -1, Unparsable)
+		return
+	}
+	if name := part[:eq]; p.blocks == nil && p.jar.match(name) < 0 && !p.jar.readsAsManaged(name, &res.canon) &&
+		(nameClass&byteArray == 0 || !p.jar.arrayOfManaged(name, &res.canon)) && (p.visitor == nil || name != p.visitor.nginxName) {
+		// the common case: not ours; the gate looks for a hidden pair only where one can be
+		res.all = append(res.all, pair{part: part, eq: int32(eq), rule: -1, plain: (nameClass&byteNotOctet|valueClass&byteEq) == 0})
 		return
 	}
 	pr := pair{part: part, eq: int32(eq), rule: -1}
@@ -341,7 +360,7 @@ func (p *Policy) verify(res *result, r *rule, pr *pair, name, browser, value str
 func (p *Policy) gate(res *result, gpc bool) {
 	for i := range res.all {
 		pr := &res.all[i]
-		if pr.fate != fateForward && pr.fate != fateAdopted {
+		if pr.fate != fateForward && pr.fate != fateAdopted || pr.plain {
 			continue
 		}
 		name, value := pr.name(), pr.value()
@@ -391,19 +410,40 @@ func (p *Policy) consentGiven(res *result, gpc bool) bool {
 }
 
 // build writes the forwarded header from the verdicts.
+// Pairs forwarded as received that stand next to each other in a line, "; " between them (as
+// browsers send them), are copied as one run.
 func (res *result) build() {
+	run, start, end := int32(-1), 0, 0
 	for i := range res.all {
 		pr := &res.all[i]
-		switch pr.fate {
-		case fateForward, fateAdopted:
-			if pr.skip == 0 {
-				res.appendPart(pr.part)
-			} else {
-				appendPair(res, pr.name(), pr.value())
+		asReceived := pr.fate == fateForward || pr.fate == fateAdopted
+		if asReceived && pr.skip == 0 {
+			s, e := int(pr.off), int(pr.off)+len(pr.part)
+			if pr.line == run && s == end+2 && res.lines[run][end:s] == "; " {
+				end = e
+				continue
 			}
-		case fateDecoded:
+			if run >= 0 {
+				res.appendPart(res.lines[run][start:end])
+			}
+			run, start, end = pr.line, s, e
+			continue
+		}
+		if pr.fate == fateDrop || pr.fate == fateHead {
+			continue
+		}
+		if run >= 0 {
+			res.appendPart(res.lines[run][start:end])
+			run = -1
+		}
+		if asReceived {
+			appendPair(res, pr.name(), pr.value())
+		} else {
 			appendPair(res, pr.name(), res.values[pr.dec.start:pr.dec.end])
 		}
+	}
+	if run >= 0 {
+		res.appendPart(res.lines[run][start:end])
 	}
 }
 
@@ -445,25 +485,80 @@ func spliceSafe[T string | []byte](v T) bool {
 	return true
 }
 
-func hasCTL(s string) bool {
-	// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7f has no
-	// control byte; otherwise (a tab, usually) the bytes are checked one by one.
+func hasCTL(s string) bool { return hasCTLFast(s) }
+
+// Classes of the bytes of a pair, as scanBytes reports them.
+const (
+	byteCTL      = 1 << iota // a control byte (tab aside): the pair is unparsable
+	byteNotOctet             // not an RFC 6265 cookie-octet
+	byteArray                // '[' or '%': PHP may read the name as an array's element
+	byteEq                   // '='
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		b := byte(c)
+		if b < 0x20 && b != '\t' || b == 0x7f {
+			t[c] |= byteCTL
+		}
+		if !isCookieOctet(b) {
+			t[c] |= byteNotOctet
+		}
+		if b == '[' || b == '%' {
+			t[c] |= byteArray
+		}
+		if b == '=' {
+			t[c] |= byteEq
+		}
+	}
+	return t
+}()
+
+// scanBytes returns the classes of the bytes of s, or'ed.
+func scanBytes(s string) uint8 {
+	var acc uint8
+	for i := 0; i < len(s); i++ {
+		acc |= byteClass[s[i]]
+	}
+	return acc
+}
+
+// hasCTLFast reports whether s has a control byte (tab aside): eight bytes at a time, a word
+// with no byte below 0x20 and none of 0x7f is skipped; the others (a tab, usually) are looked
+// at byte by byte.
+func hasCTLFast(s string) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 		y := x ^ (0x7f * ones)
 		if (x-0x20*ones)&^x&highs != 0 || (y-ones)&^y&highs != 0 {
-			break
+			if scanBytes(w)&byteCTL != 0 {
+				return true
+			}
 		}
 	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return true
-		}
+	return scanBytes(s[i:])&byteCTL != 0
+}
+
+// scanPair finds the first '=' of a pair (-1 for none) and the classes of the bytes of the
+// name before it and of the value after it (of the value: control bytes and '=' only).
+func scanPair(part string) (eq int, name, value uint8) {
+	eq = strings.IndexByte(part, '=')
+	if eq < 0 {
+		return -1, scanBytes(part), 0
 	}
-	return false
+	name = scanBytes(part[:eq])
+	v := part[eq+1:]
+	if hasCTLFast(v) {
+		value |= byteCTL
+	}
+	if strings.IndexByte(v, '=') >= 0 {
+		value |= byteEq
+	}
+	return eq, name, value
 }
 
 // chunk is a piece of a split value: name__index.

@@ -58,6 +58,7 @@ type Pass struct {
 	lineBuf   []byte   // scratch
 	consented bool     // the gates allow cookies that need consent
 	trusted   [2]*Policy
+	own       Flow // the request's flow, when this pass is its first
 
 	// Report is what the pass did, for metrics and logs.
 	Report Report
@@ -101,6 +102,9 @@ func (ps *Pass) Release() {
 	clear(ps.upgrade)
 	clear(ps.lines)
 	ps.clear, ps.upgrade, ps.lines, ps.buf, ps.lineBuf = ps.clear[:0], ps.upgrade[:0], ps.lines[:0], ps.buf[:0], ps.lineBuf[:0]
+	if ps.f == &ps.own {
+		ps.own.reset()
+	}
 	ps.p, ps.f, ps.clock, ps.trusted = nil, nil, nil, [2]*Policy{}
 	ps.now, ps.signAt, ps.visitor = 0, 0, [cookie.VisitorIDLen]byte{}
 	ps.decided, ps.known, ps.issue, ps.resign, ps.https, ps.httpsKnown, ps.req = false, false, false, false, false, false, nil
@@ -112,16 +116,23 @@ func (ps *Pass) Release() {
 	passPool.Put(ps)
 }
 
+// Flow is the request's flow as this pass sees it: its own when it is the request's first.
+func (ps *Pass) Flow() *Flow { return ps.f }
+
 // Request applies the policy to r before the upstream sees it: the Cookie header rebuilt
 // (managed cookies verified and decoded, everything else that could pass for one dropped),
 // the visitor decided and its ID forwarded, client copies of controlled headers removed.
-// now is the time in Unix seconds; clock reads it again when the response's cookies are
-// signed. On ErrTooManyCookies, ErrInvalidCookie or a *ConflictError the request must not
+// f is the request's flow: nil for the first pass of a request (it keeps one), the first
+// pass's Flow (or a kept one) for the passes after it. now is the time in Unix seconds; clock
+// reads it again when the response's cookies are signed. On ErrTooManyCookies, ErrInvalidCookie or a *ConflictError the request must not
 // reach the upstream; r then holds only cookies that verified (none on a conflict), and Done
 // on the header map of the error response clears the bad cookies in the browser. The pass is
 // returned either way.
 func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64) (*Pass, error) {
 	ps := passPool.Get().(*Pass)
+	if f == nil {
+		f = &ps.own
+	}
 	ps.p, ps.f, ps.now, ps.clock, ps.req = p, f, now, clock, r
 	trusted, err := f.join(p, ps.trusted[:0])
 	if err != nil {
@@ -371,12 +382,26 @@ func (ps *Pass) forward(r *http.Request) {
 			res.changed = true
 		}
 	}
+	// The header values outlive the pass (logs read them after the handlers return): one
+	// allocation holds the slices of both, unless the request's own Cookie slice takes the
+	// rebuilt header.
+	var vals []string
+	idHeader := ps.decided && ps.known && v.header != ""
+	cookieHdr := ""
 	if res.changed {
 		if len(res.header) == 0 {
 			delete(r.Header, "Cookie")
 		} else {
-			f.cookieHdr[0] = string(res.header)
-			r.Header["Cookie"] = f.cookieHdr[:]
+			cookieHdr = string(res.header)
+			if lines := r.Header["Cookie"]; len(lines) > 0 {
+				lines[0] = cookieHdr
+				r.Header["Cookie"] = lines[:1]
+			} else {
+				vals = make([]string, 1, 2)
+				vals[0] = cookieHdr
+				r.Header["Cookie"] = vals[:1:1]
+				vals = vals[1:]
+			}
 		}
 	}
 	if !ps.decided {
@@ -388,11 +413,15 @@ func (ps *Pass) forward(r *http.Request) {
 			idText = string(id)
 		} else {
 			// the ID ends the header string just made: sharing it saves an allocation
-			idText = f.cookieHdr[0][len(f.cookieHdr[0])-len(id):]
+			idText = cookieHdr[len(cookieHdr)-len(id):]
 		}
-		if v.header != "" {
-			f.idHdr[0] = idText
-			r.Header[v.header] = f.idHdr[:]
+		if idHeader {
+			if cap(vals) == 0 {
+				vals = make([]string, 1)
+			}
+			vals = vals[:1]
+			vals[0] = idText
+			r.Header[v.header] = vals
 		}
 	}
 	f.setVisitor(ps.p, idText, ps.issue && !ps.nginxAdopted)

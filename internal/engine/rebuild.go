@@ -50,7 +50,7 @@ type pair struct {
 	rule    int32 // the managed rule of the name, -1 for none
 	line    int32 // the Cookie line it came from, and where in it
 	off     int32
-	dec     span  // fateDecoded: the plain value in result.values; fateHead: see heads
+	dec     span // fateDecoded: the plain value in result.values; fateHead: see heads
 }
 
 func (pr *pair) browser() string { return pr.part[:pr.eq] }
@@ -78,8 +78,8 @@ type dropped struct {
 type result struct {
 	lines   []string // the request's Cookie lines
 	header  []byte   // the rebuilt Cookie header value
-	changed bool   // header differs from the request's single Cookie line
-	all     []pair // every pair that may be forwarded, in order
+	changed bool     // header differs from the request's single Cookie line
+	all     []pair   // every pair that may be forwarded, in order
 	found   []found
 	dropped []dropped
 	pairs   int
@@ -217,7 +217,7 @@ func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy
 	if name := part[:eq]; p.blocks == nil && p.jar.match(name) < 0 && !p.jar.readsAsManaged(name, &res.canon) &&
 		(nameClass&byteArray == 0 || !p.jar.arrayOfManaged(name, &res.canon)) && (p.visitor == nil || name != p.visitor.nginxName) {
 		// the common case: not ours; the gate looks for a hidden pair only where one can be
-		res.all = append(res.all, pair{part: part, eq: int32(eq), rule: -1, plain: (nameClass&byteNotOctet|valueClass&byteEq) == 0})
+		res.all = append(res.all, pair{part: part, eq: int32(eq), rule: -1, plain: (nameClass&byteNotOctet | valueClass&byteEq) == 0})
 		return
 	}
 	pr := pair{part: part, eq: int32(eq), rule: -1}

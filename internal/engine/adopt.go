@@ -79,13 +79,13 @@ type adopted struct {
 // adoptPair forwards a plain value of a managed cookie as it was received, through the same
 // gate as an unmanaged pair; a later encoded copy that verifies takes its place.
 func (p *Policy) adoptPair(res *result, pr pair, a *adoption) {
-	name := pr.name()
+	name := pr.name(res)
 	if res.hasAdopted(name) {
-		res.drop(pr.browser(), int(pr.rule), Duplicate)
+		res.drop(pr.browser(res), int(pr.rule), Duplicate)
 		return
 	}
 	if len(res.adopted) >= maxKept {
-		res.drop(pr.browser(), int(pr.rule), OverBudget)
+		res.drop(pr.browser(res), int(pr.rule), OverBudget)
 		return
 	}
 	label := a.pattern
@@ -93,7 +93,7 @@ func (p *Policy) adoptPair(res *result, pr pair, a *adoption) {
 		a, label = nil, p.jar.rules[pr.rule].pattern
 	}
 	pr.fate = fateAdopted
-	res.adopted = append(res.adopted, adopted{name: name, value: pr.value(), label: label, entry: a, pair: len(res.all)})
+	res.adopted = append(res.adopted, adopted{name: name, value: pr.value(res), label: label, entry: a, pair: len(res.all)})
 	res.all = append(res.all, pr)
 }
 

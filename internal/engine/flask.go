@@ -39,13 +39,13 @@ type Field struct{ Key, Value string }
 // as the policy says (with pass, forwarded through the same gate as any pair, and only while
 // no valid copy is found).
 func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
-	f, name := p.flask, pr.name()
+	f, name := p.flask, pr.name(res)
 	if res.macs+r.codec.KeyCount() > maxMACs || res.decodes >= maxMACs {
-		res.drop(pr.browser(), int(pr.rule), OverBudget)
+		res.drop(pr.browser(res), int(pr.rule), OverBudget)
 		return
 	}
 	res.decodes++
-	d, err := r.codec.AppendDecodeAt(res.joined[:0], name, pr.value(), now)
+	d, err := r.codec.AppendDecodeAt(res.joined[:0], name, pr.value(res), now)
 	res.joined = d.Value
 	var fields map[string]string
 	if err == nil {
@@ -62,7 +62,7 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 			res.all = append(res.all, pr)
 			return
 		}
-		res.drop(pr.browser(), int(pr.rule), decodeReason(err))
+		res.drop(pr.browser(res), int(pr.rule), decodeReason(err))
 		return
 	}
 	res.macs += d.Key + 1

@@ -39,23 +39,28 @@ const (
 	fateAdopted             // a plain value of a managed cookie, forwarded as received in a rollout
 )
 
-// pair is one name=value of the request's Cookie header.
+// pair is one name=value of the request's Cookie header. It holds no pointer (the pair's text
+// is where it stands in its line), so that filling and clearing the pooled list of them
+// costs no write barrier.
 type pair struct {
-	part    string // the pair as received: browser name, '=', value
-	eq      int32  // where the '=' is in part
-	skip    int8   // the length of the transparent prefix before the name the upstream reads
+	line    int32 // the Cookie line it came from
+	off     int32 // where the pair starts in it
+	end     int32 // and ends
+	eq      int32 // where the '=' is, from off
+	skip    int8  // the length of the transparent prefix before the name the upstream reads
 	fate    fate
 	consent bool  // the pair waits for consent (a cookie rule's needs_consent)
 	plain   bool  // cookie-octets only before the '=', none after it: it can hide no pair
 	rule    int32 // the managed rule of the name, -1 for none
-	line    int32 // the Cookie line it came from, and where in it
-	off     int32
-	dec     span // fateDecoded: the plain value in result.values; fateHead: see heads
+	dec     span  // fateDecoded: the plain value in result.values; fateHead: see heads
 }
 
-func (pr *pair) browser() string { return pr.part[:pr.eq] }
-func (pr *pair) name() string    { return pr.part[pr.skip:pr.eq] }
-func (pr *pair) value() string   { return pr.part[pr.eq+1:] }
+func (pr *pair) text(res *result) string    { return res.lines[pr.line][pr.off:pr.end] }
+func (pr *pair) browser(res *result) string { return res.lines[pr.line][pr.off : pr.off+pr.eq] }
+func (pr *pair) name(res *result) string {
+	return res.lines[pr.line][pr.off+int32(pr.skip) : pr.off+pr.eq]
+}
+func (pr *pair) value(res *result) string { return res.lines[pr.line][pr.off+pr.eq+1 : pr.end] }
 
 // span is a range of a buffer.
 type span struct{ start, end int32 }
@@ -149,7 +154,7 @@ func (res *result) drop(name string, rule int, reason Reason) {
 // dropPair takes a pair out of what is forwarded, saying why.
 func (res *result) dropPair(pr *pair, reason Reason) {
 	pr.fate = fateDrop
-	res.drop(pr.browser(), int(pr.rule), reason)
+	res.drop(pr.browser(res), int(pr.rule), reason)
 }
 
 // rebuild parses the request's Cookie header lines and writes into res the header the
@@ -184,11 +189,7 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 				res.reset()
 				return false
 			}
-			n := len(res.all)
-			p.classify(res, line[start:end], now, trusted)
-			if len(res.all) > n {
-				res.all[n].line, res.all[n].off = int32(li), int32(start)
-			}
+			p.classify(res, li, start, end, now, trusted)
 		}
 	}
 	if len(res.heads) > 0 || len(res.chunks) > 0 {
@@ -204,9 +205,14 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 }
 
 // classify decides one pair of the Cookie header, as far as the pair alone can tell.
-func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy) {
-	eq, nameClass, valueClass := scanPair(part)
-	if eq <= 0 || (nameClass|valueClass)&byteCTL != 0 {
+func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []*Policy) {
+	part := res.lines[li][start:end]
+	eq := strings.IndexByte(part, '=')
+	var nameClass uint8
+	if eq > 0 {
+		nameClass = scanBytes(part[:eq])
+	}
+	if eq <= 0 || nameClass&byteCTL != 0 {
 		name := "" // a pair without '=' is a nameless cookie's value: never reported
 		if eq > 0 {
 			name = part[:eq]
@@ -214,13 +220,26 @@ func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy
 		res.drop(name, -1, Unparsable)
 		return
 	}
-	if name := part[:eq]; p.blocks == nil && p.jar.match(name) < 0 && !p.jar.readsAsManaged(name, &res.canon) &&
-		(nameClass&byteArray == 0 || !p.jar.arrayOfManaged(name, &res.canon)) && (p.visitor == nil || name != p.visitor.nginxName) {
-		// the common case: not ours; the gate looks for a hidden pair only where one can be
-		res.all = append(res.all, pair{part: part, eq: int32(eq), rule: -1, plain: (nameClass&byteNotOctet | valueClass&byteEq) == 0})
+	// A value forwarded as received must hold no control byte; one a codec verifies is
+	// checked by its decoding.
+	if name := part[:eq]; p.blocks == nil && p.jar.match(name) < 0 {
+		value := part[eq+1:]
+		if hasCTLFast(value) {
+			res.drop(name, -1, Unparsable)
+			return
+		}
+		if !p.jar.readsAsManaged(name, &res.canon) && (nameClass&byteArray == 0 || !p.jar.arrayOfManaged(name, &res.canon)) &&
+			(p.visitor == nil || name != p.visitor.nginxName) {
+			// the common case: not ours; the gate looks for a hidden pair only where one can be
+			plain := nameClass&byteNotOctet == 0 && strings.IndexByte(value, '=') < 0
+			res.all = append(res.all, pair{line: int32(li), off: int32(start), end: int32(end), eq: int32(eq), rule: -1, plain: plain})
+			return
+		}
+	} else if !p.verifies(name) && hasCTLFast(part[eq+1:]) {
+		res.drop(name, -1, Unparsable)
 		return
 	}
-	pr := pair{part: part, eq: int32(eq), rule: -1}
+	pr := pair{line: int32(li), off: int32(start), end: int32(end), eq: int32(eq), rule: -1}
 	name, value := part[:eq], part[eq+1:]
 	var blk *block
 	if bs := p.blocks; bs != nil {
@@ -246,7 +265,7 @@ func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy
 	ri := j.match(name)
 	if ri < 0 {
 		if j.lookalike(name, &res.canon) {
-			res.drop(pr.browser(), -1, Lookalike)
+			res.drop(pr.browser(res), -1, Lookalike)
 			return
 		}
 		if v := p.visitor; v != nil && name == v.nginxName && !res.nginxSeen {
@@ -264,12 +283,12 @@ func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy
 	}
 	r := &j.rules[ri]
 	if res.hasFound(name) {
-		res.drop(pr.browser(), ri, Duplicate)
+		res.drop(pr.browser(res), ri, Duplicate)
 		return
 	}
 	if value == "" || value == `""` {
 		// what a browser keeps of an upstream's empty (deleting) Set-Cookie: absent, not forged
-		res.drop(pr.browser(), ri, Empty)
+		res.drop(pr.browser(res), ri, Empty)
 		return
 	}
 	switch {
@@ -283,7 +302,7 @@ func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy
 	case blk != nil && blk.Split:
 		if k, first, ok := parseSplitHead(value); ok {
 			if len(res.heads) >= maxKept {
-				res.drop(pr.browser(), ri, OverBudget)
+				res.drop(pr.browser(res), ri, OverBudget)
 				return
 			}
 			pr.fate, pr.dec = fateHead, span{int32(len(res.heads)), 0}
@@ -298,10 +317,25 @@ func (p *Policy) classify(res *result, part string, now int64, trusted []*Policy
 			return
 		}
 	}
-	p.verify(res, r, &pr, name, pr.browser(), value, now)
+	p.verify(res, r, &pr, name, pr.browser(res), value, now)
 	if pr.fate != fateDrop {
 		res.all = append(res.all, pr)
 	}
+}
+
+// verifies reports whether a codec decodes every value of the name the client holds as
+// browser before it is forwarded (which no value with a control byte survives).
+func (p *Policy) verifies(browser string) bool {
+	app, _, _ := p.blocks.incoming(browser)
+	i := p.jar.match(app)
+	if i < 0 {
+		return false
+	}
+	switch p.jar.rules[i].kind {
+	case kindSign, kindEncrypt, kindFormatted, kindVisitor:
+		return p.adopt == nil && !p.unwrap
+	}
+	return false
 }
 
 // verify decodes a managed value: pr becomes fateDecoded, or is dropped saying why. A visitor
@@ -363,8 +397,8 @@ func (p *Policy) gate(res *result, gpc bool) {
 		if pr.fate != fateForward && pr.fate != fateAdopted || pr.plain {
 			continue
 		}
-		name, value := pr.name(), pr.value()
-		if (strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && p.jar.hidesManaged(pr.part, &res.canon) {
+		name, value := pr.name(res), pr.value(res)
+		if (strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && p.jar.hidesManaged(pr.text(res), &res.canon) {
 			res.dropPair(pr, Lookalike)
 		}
 	}
@@ -395,10 +429,10 @@ func (p *Policy) consentGiven(res *result, gpc bool) bool {
 	}
 	for i := range res.all {
 		pr := &res.all[i]
-		if pr.fate == fateDrop || pr.consent || pr.name() != v.consentName {
+		if pr.fate == fateDrop || pr.consent || pr.name(res) != v.consentName {
 			continue
 		}
-		value := pr.value()
+		value := pr.value(res)
 		if pr.fate == fateDecoded {
 			value = string(res.values[pr.dec.start:pr.dec.end])
 		}
@@ -418,7 +452,7 @@ func (res *result) build() {
 		pr := &res.all[i]
 		asReceived := pr.fate == fateForward || pr.fate == fateAdopted
 		if asReceived && pr.skip == 0 {
-			s, e := int(pr.off), int(pr.off)+len(pr.part)
+			s, e := int(pr.off), int(pr.end)
 			if pr.line == run && s == end+2 && res.lines[run][end:s] == "; " {
 				end = e
 				continue
@@ -437,9 +471,9 @@ func (res *result) build() {
 			run = -1
 		}
 		if asReceived {
-			appendPair(res, pr.name(), pr.value())
+			appendPair(res, pr.name(res), pr.value(res))
 		} else {
-			appendPair(res, pr.name(), res.values[pr.dec.start:pr.dec.end])
+			appendPair(res, pr.name(res), res.values[pr.dec.start:pr.dec.end])
 		}
 	}
 	if run >= 0 {
@@ -543,24 +577,6 @@ func hasCTLFast(s string) bool {
 	return scanBytes(s[i:])&byteCTL != 0
 }
 
-// scanPair finds the first '=' of a pair (-1 for none) and the classes of the bytes of the
-// name before it and of the value after it (of the value: control bytes and '=' only).
-func scanPair(part string) (eq int, name, value uint8) {
-	eq = strings.IndexByte(part, '=')
-	if eq < 0 {
-		return -1, scanBytes(part), 0
-	}
-	name = scanBytes(part[:eq])
-	v := part[eq+1:]
-	if hasCTLFast(v) {
-		value |= byteCTL
-	}
-	if strings.IndexByte(v, '=') >= 0 {
-		value |= byteEq
-	}
-	return eq, name, value
-}
-
 // chunk is a piece of a split value: name__index.
 type chunk struct {
 	app   string
@@ -630,7 +646,7 @@ func (p *Policy) joinSplit(res *result, now int64) {
 		}
 		res.joined = joined
 		pr.fate = fateForward
-		p.verify(res, r, pr, h.app, pr.browser(), string(joined), now)
+		p.verify(res, r, pr, h.app, pr.browser(res), string(joined), now)
 	}
 	for i, c := range res.chunks {
 		orphan := true

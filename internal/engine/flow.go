@@ -48,12 +48,14 @@ type Flow struct {
 
 // reset makes a pooled flow a new request's, keeping its buffers.
 func (f *Flow) reset() {
-	clear(f.ranBuf[:])
-	clear(f.sealedBuf[:])
-	clear(f.finalBuf[:])
-	clear(f.finalizedBuf[:])
+	clear(f.ran)
+	clear(f.sealed)
+	clear(f.final)
+	clear(f.finalized)
 	clear(f.flask)
-	*f = Flow{invalid: f.invalid[:0], flask: f.flask[:0], ranBuf: f.ranBuf, sealedBuf: f.sealedBuf, finalBuf: f.finalBuf, finalizedBuf: f.finalizedBuf}
+	f.ran, f.sealed, f.final, f.finalized, f.flask, f.invalid = f.ran[:0], f.sealed[:0], f.final[:0], f.finalized[:0], f.flask[:0], f.invalid[:0]
+	f.visitorBy, f.visitorID, f.sealedSet = nil, "", nil
+	f.tracked, f.visitorNew, f.flaskRan = false, false, false
 }
 
 // Placeholders are the values of a request's placeholders, copied out of its flow.

@@ -100,13 +100,13 @@ func mMatch(pattern, name string) bool {
 type mKind uint8
 
 const (
-	mNone    mKind = iota // not managed (a cookie rule may still apply)
-	mSign                 // signed
-	mEncrypt              // signed and encrypted
-	mFormatK              // signed in itsdangerous's format
-	mFlaskK               // the app's Flask session: verified, forwarded untouched
-	mVisitorK             // the visitor cookie: read, the ID forwarded
-	mPlainK               // unmanaged, held behind a prefix
+	mNone     mKind = iota // not managed (a cookie rule may still apply)
+	mSign                  // signed
+	mEncrypt               // signed and encrypted
+	mFormatK               // signed in itsdangerous's format
+	mFlaskK                // the app's Flask session: verified, forwarded untouched
+	mVisitorK              // the visitor cookie: read, the ID forwarded
+	mPlainK                // unmanaged, held behind a prefix
 )
 
 // mRule is how the policies that ran treat one name the upstream uses (the app name).

@@ -143,6 +143,9 @@ type mModel struct {
 	rules map[string]*mRule
 	// signNow is when the response's cookies are signed: they are verified then.
 	signNow int64
+	// literals and globs, once known (see patterns)
+	literals, globs []string
+	known           bool
 }
 
 // mPair is one pair of the client's Cookie header: ok when it parses (a name before an '=',
@@ -258,6 +261,10 @@ func (md *mModel) findRule(app string) *mRule {
 
 // literals are the literal names and globs the path manages (for look-alikes).
 func (md *mModel) patterns() (literals, globs []string) {
+	if md.known {
+		return md.literals, md.globs
+	}
+	defer func() { md.literals, md.globs, md.known = literals, globs, true }()
 	add := func(p string) {
 		if strings.ContainsAny(p, `*?[\`) {
 			globs = append(globs, p)
@@ -665,9 +672,16 @@ type mOutcome struct {
 	final     []string    // the Set-Cookie lines the client receives
 }
 
-// mCheck compares an outcome with the model; it returns the violations, each a sentence.
-func mCheck(pth *mPath, x *mExchange, out *mOutcome) []string {
-	var bad []string
+// mView is what one upstream read, and the model's view of it: for the real parsers.
+type mView struct {
+	where, forwarded, vid string
+	md                    *mModel
+	consent               func(*mSpec) bool
+}
+
+// mCheck compares an outcome with the model; it returns the violations, each a sentence, and
+// what each upstream read.
+func mCheck(pth *mPath, x *mExchange, out *mOutcome) (bad []string, views []mView) {
 	fail := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
 	var ce *ConflictError
 	if out.err != nil && (errorsAs(out.err, &ce) || out.err == ErrTooManyCookies) {
@@ -747,6 +761,7 @@ func mCheck(pth *mPath, x *mExchange, out *mOutcome) []string {
 			fail("%s: %d Cookie lines", where, len(cookieLines))
 		}
 		forwarded := strings.Join(cookieLines, "; ")
+		views = append(views, mView{where: where, forwarded: forwarded, vid: vid, md: md, consent: consent})
 		bad = append(bad, md.checkForwarded(where, forwarded, vid, consent, liveness && x.budgetSafe())...)
 		for _, p := range readers {
 			bad = append(bad, md.checkReader(where, p, forwarded, vid, consent)...)
@@ -846,7 +861,7 @@ func mCheck(pth *mPath, x *mExchange, out *mOutcome) []string {
 	if out.upstream != nil && !x.upstreamFails && x.budgetSafe() {
 		bad = append(bad, md.responseLiveness(out.final, x.upstream, consentFor)...)
 	}
-	return bad
+	return bad, views
 }
 
 func normalizeHeaderNameModel(s string) string {

@@ -285,6 +285,19 @@ func (bs *blocks) incoming(name string) (app string, b *block, refused bool) {
 	return name, b, false
 }
 
+// reserves reports whether a name is the browser's form of a prefixed name or a piece of a
+// split value: names the module writes itself.
+func (bs *blocks) reserves(name string) bool {
+	if bs == nil {
+		return false
+	}
+	if app, _, _ := bs.incoming(name); app != name {
+		return true
+	}
+	_, _, chunk := bs.chunkOf(name)
+	return chunk
+}
+
 // chunkOf reports whether name is a chunk (name__1 … name__7) of a split cookie, and of which.
 func (bs *blocks) chunkOf(name string) (base string, index int, ok bool) {
 	if bs == nil || !bs.split || len(name) < 4 || name[len(name)-3:len(name)-1] != "__" {

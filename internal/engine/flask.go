@@ -42,6 +42,7 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 	f, name := p.flask, pr.name(res)
 	if res.macs+r.codec.KeyCount() > maxMACs || res.decodes >= maxMACs {
 		res.drop(pr.browser(res), int(pr.rule), OverBudget)
+		res.flaskUnread = true
 		return
 	}
 	res.decodes++
@@ -57,6 +58,10 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 	if err != nil {
 		res.macs += r.codec.KeyCount()
 		if f.OnInvalid == FlaskPass {
+			if len(res.passed) > 0 { // one copy reaches the app, as with every managed name
+				res.drop(pr.browser(res), int(pr.rule), Duplicate)
+				return
+			}
 			// the app decides; nothing is exposed, but it is counted
 			res.passed = append(res.passed, dropped{name: name, rule: int(pr.rule), reason: decodeReason(err)})
 			res.all = append(res.all, pr)

@@ -30,6 +30,9 @@ type Flow struct {
 	visitorID  string // as the upstream reads it; "" for none
 
 	invalid []byte // names of dropped cookies, comma separated, at most maxInvalidNames
+	// noConsent: a policy's consent gates refused this request: every cookie that needs
+	// consent is held back, whichever policy's rule says so.
+	noConsent bool
 
 	flask    []Field // the exposed fields of a verified Flask session
 	flaskRan bool    // a policy checking a Flask session ran: its placeholders exist
@@ -55,7 +58,7 @@ func (f *Flow) reset() {
 	clear(f.flask)
 	f.ran, f.sealed, f.final, f.finalized, f.flask, f.invalid = f.ran[:0], f.sealed[:0], f.final[:0], f.finalized[:0], f.flask[:0], f.invalid[:0]
 	f.visitorBy, f.visitorID, f.sealedSet = nil, "", nil
-	f.tracked, f.visitorNew, f.flaskRan = false, false, false
+	f.tracked, f.visitorNew, f.flaskRan, f.noConsent = false, false, false, false
 }
 
 // Placeholders are the values of a request's placeholders, copied out of its flow.
@@ -88,6 +91,7 @@ func (f *Flow) Keep() *Flow {
 		invalid:    slices.Clone(f.invalid),
 		flask:      slices.Clone(f.flask),
 		flaskRan:   f.flaskRan,
+		noConsent:  f.noConsent,
 		sealed:     slices.Clone(f.sealed),
 		final:      slices.Clone(f.final),
 		finalized:  slices.Clone(f.finalized),

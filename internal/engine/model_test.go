@@ -91,7 +91,14 @@ type mAdopt struct {
 }
 
 // mMatch reports whether a name matches a configured name or glob.
+// A name with a byte no cookie name holds (a space, a quote…) is no name a rule manages,
+// whatever a glob would match: parsers trim or split it, so it is judged as a look-alike.
 func mMatch(pattern, name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return false
+		}
+	}
 	ok, err := path.Match(pattern, name)
 	return ok && err == nil
 }
@@ -394,9 +401,13 @@ func mCanon(s string, trimTail bool) string {
 	return string(b)
 }
 
-// mSafe reports whether name=v reads as that one pair to every parser of a Cookie header: no
-// control byte (but tab) or ';', and no '=' after a byte some parser splits pairs at.
+// mSafe reports whether name=v reads as that one pair, with that value, to every parser of a
+// Cookie header: no control byte (but tab) or ';', no space or tab at either end (parsers
+// trim them), and no '=' after a byte some parser splits pairs at.
 func mSafe(v string) bool {
+	if v != "" && (v[0] == ' ' || v[0] == '\t' || v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		return false
+	}
 	split := false
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
@@ -468,12 +479,16 @@ func (md *mModel) verified(r *mRule) (string, bool) {
 	return "", false
 }
 
-// adopted is the first copy not in encoded form, where plain values pass.
+// adopted is the first copy not in encoded form, where plain values pass. The first piece of
+// a split value ("3*…") is the module's encoded form: it passes only whole and verified.
 func (md *mModel) adopted(r *mRule) (string, bool) {
 	if !r.adoptable {
 		return "", false
 	}
 	for _, v := range md.copies(r.browser()) {
+		if r.split > 0 && len(v) >= 2 && v[1] == '*' && v[0] >= '2' && v[0] <= '8' {
+			continue
+		}
 		if !r.codec.IsEncoded(v) {
 			return v, true
 		}

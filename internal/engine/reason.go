@@ -26,6 +26,7 @@ const (
 	NoConsent  // a cookie that needs consent, without it: held back
 	Unprefixed // the unprefixed name of a cookie the browser holds with __Host- or __Secure-
 	Partial    // a split value with chunks missing or left over: absent
+	Reserved   // a Set-Cookie of a name the module writes itself (a prefixed form, a split piece)
 	// Adopted is no drop: a plain value accepted during a rollout (logged at debug).
 	Adopted
 	numReasons
@@ -48,6 +49,7 @@ var reasonNames = [numReasons]string{
 	NoConsent:     "no_consent",
 	Unprefixed:    "unprefixed",
 	Partial:       "partial",
+	Reserved:      "reserved",
 	Adopted:       "adopted",
 }
 

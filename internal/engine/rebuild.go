@@ -102,17 +102,20 @@ type result struct {
 	joinedLen int         // bytes copied joining split values
 	exposed   []Field     // the Flask session's exposed fields, once verified
 	flaskAt   int         // 1 + the verified Flask session's pair in all; 0 for none
-	passed    []dropped   // invalid, but forwarded as the policy says (counted, not dropped)
-	withheld  int         // pairs held back for want of consent
-	joined    []byte
-	values    []byte
-	canon     []byte
+	// flaskUnread: a copy of the Flask session went unverified (over budget): it may be the
+	// valid one, so no invalid copy is passed to the app in its place.
+	flaskUnread bool
+	passed      []dropped // invalid, but forwarded as the policy says (counted, not dropped)
+	withheld    int       // pairs held back for want of consent
+	joined      []byte
+	values      []byte
+	canon       []byte
 }
 
 func (res *result) reset() {
 	res.header, res.changed, res.pairs, res.bytes, res.lines = res.header[:0], false, 0, 0, nil
 	res.decodes, res.macs, res.consent, res.refreshed = 0, 0, false, false
-	res.nginx, res.nginxSeen, res.joinedLen, res.withheld, res.flaskAt = "", false, 0, 0, 0
+	res.nginx, res.nginxSeen, res.joinedLen, res.withheld, res.flaskAt, res.flaskUnread = "", false, 0, 0, 0, false
 	clear(res.all)
 	clear(res.adopted)
 	clear(res.chunks)
@@ -220,9 +223,12 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 		res.drop(name, -1, Unparsable)
 		return
 	}
-	// A value forwarded as received must hold no control byte; one a codec verifies is
-	// checked by its decoding.
-	if name := part[:eq]; p.blocks == nil && p.jar.match(name) < 0 {
+	// A name with a byte no cookie name has (a space before the '=') is no managed name,
+	// whatever a glob would match; parsers that trim it read it as one, so it is judged as
+	// a look-alike. A value forwarded as received must hold no control byte; one a codec
+	// verifies is checked by its decoding.
+	token := nameClass&byteNotOctet == 0
+	if name := part[:eq]; p.blocks == nil && (!token || p.jar.match(name) < 0) {
 		value := part[eq+1:]
 		if hasCTLFast(value) {
 			res.drop(name, -1, Unparsable)
@@ -241,8 +247,16 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 	}
 	pr := pair{line: int32(li), off: int32(start), end: int32(end), eq: int32(eq), rule: -1}
 	name, value := part[:eq], part[eq+1:]
+	// What an earlier policy on the path verified (and translated from a prefixed or split
+	// form) passes as it is.
+	for _, q := range trusted {
+		if q.translates(name) {
+			res.all = append(res.all, pr)
+			return
+		}
+	}
 	var blk *block
-	if bs := p.blocks; bs != nil {
+	if bs := p.blocks; bs != nil && token {
 		if base, i, ok := bs.chunkOf(name); ok {
 			if len(res.chunks) >= maxKept*MaxSplitCookies {
 				res.drop(name, -1, OverBudget)
@@ -262,7 +276,10 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 		name = app
 	}
 	j := p.jar
-	ri := j.match(name)
+	ri := -1
+	if token {
+		ri = j.match(name)
+	}
 	if ri < 0 {
 		if j.lookalike(name, &res.canon) {
 			res.drop(pr.browser(res), -1, Lookalike)
@@ -275,12 +292,6 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 		return
 	}
 	pr.rule = int32(ri)
-	for _, q := range trusted {
-		if q.manages(name) {
-			res.all = append(res.all, pr)
-			return
-		}
-	}
 	r := &j.rules[ri]
 	if res.hasFound(name) {
 		res.drop(pr.browser(res), ri, Duplicate)
@@ -300,16 +311,24 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 		p.flaskPair(res, r, pr, now)
 		return
 	case blk != nil && blk.Split:
-		if k, first, ok := parseSplitHead(value); ok {
-			if len(res.heads) >= maxKept {
-				res.drop(pr.browser(res), ri, OverBudget)
+		// Every copy of a split name waits for the pieces, a whole value as one of one
+		// piece: the first that verifies, in the order received, wins.
+		k, first, ok := parseSplitHead(value)
+		if !ok {
+			if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
+				p.adoptPair(res, pr, a)
 				return
 			}
-			pr.fate, pr.dec = fateHead, span{int32(len(res.heads)), 0}
-			res.heads = append(res.heads, splitHead{app: name, k: k, first: first})
-			res.all = append(res.all, pr)
+			k, first = 1, value
+		}
+		if len(res.heads) >= maxKept {
+			res.drop(pr.browser(res), ri, OverBudget)
 			return
 		}
+		pr.fate, pr.dec = fateHead, span{int32(len(res.heads)), 0}
+		res.heads = append(res.heads, splitHead{app: name, k: k, first: first})
+		res.all = append(res.all, pr)
+		return
 	}
 	if r.kind != kindVisitor {
 		if a := p.adoption(name, now); a != nil && !r.codec.IsEncoded(value) {
@@ -321,6 +340,16 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 	if pr.fate != fateDrop {
 		res.all = append(res.all, pr)
 	}
+}
+
+// translates reports whether the pairs of name that reach a later policy are this policy's
+// verdicts: a managed name, or the name behind a prefix or the pieces of a split value.
+func (p *Policy) translates(name string) bool {
+	if p.manages(name) {
+		return true
+	}
+	b := p.blocks.find(name)
+	return b != nil && (b.Prefix != "" || b.Split)
 }
 
 // verifies reports whether a codec decodes every value of the name the client holds as
@@ -392,6 +421,13 @@ func (p *Policy) verify(res *result, r *rule, pr *pair, name, browser, value str
 // forwarded as received must not hide a managed cookie from a parser that splits pairs
 // elsewhere than Go does; then, without consent, the pairs that wait for it are held back.
 func (p *Policy) gate(res *result, gpc bool) {
+	if res.flaskUnread && res.flaskAt == 0 {
+		for i := range res.all {
+			if pr := &res.all[i]; pr.fate == fateForward && pr.rule >= 0 && p.jar.rules[pr.rule].kind == kindFlask {
+				res.dropPair(pr, Duplicate)
+			}
+		}
+	}
 	for i := range res.all {
 		pr := &res.all[i]
 		if pr.fate != fateForward && pr.fate != fateAdopted || pr.plain {
@@ -501,9 +537,13 @@ func appendPair[T string | []byte](res *result, name string, value T) {
 }
 
 // spliceSafe reports whether a decoded value reads as one value to every parser of the
-// rebuilt header: no control byte or ';', and no '=' after a byte some parser splits pairs
-// at (space, tab, '"', ',', '\'). "dark session=admin" is two pairs to Python's SimpleCookie.
+// rebuilt header, and as itself: no control byte or ';', no space or tab at either end, and
+// no '=' after a byte some parser splits pairs at (space, tab, '"', ',', '\'). "dark
+// session=admin" is two pairs to Python's SimpleCookie.
 func spliceSafe[T string | []byte](v T) bool {
+	if len(v) > 0 && (isWS(v[0]) || isWS(v[len(v)-1])) {
+		return false // every parser trims it: the upstream would read another value
+	}
 	split := false
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -617,6 +657,11 @@ func (p *Policy) joinSplit(res *result, now int64) {
 			continue
 		}
 		r := &p.jar.rules[pr.rule]
+		if h.k == 1 { // a whole value
+			pr.fate = fateForward
+			p.verify(res, r, pr, h.app, pr.browser(res), h.first, now)
+			continue
+		}
 		n, complete := len(h.first), true
 		var pieces [MaxSplitCookies]string
 		for k := 1; k < h.k && complete; k++ {

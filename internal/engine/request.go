@@ -159,8 +159,12 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 		return ps, ErrTooManyCookies
 	}
 	ps.consented = ps.res.consent
+	f.noConsent = f.noConsent || !ps.consented
 	ps.notePassed()
 	if ps.noteDropped() && (p.reject || ps.flaskRejects()) {
+		if ps.decided {
+			ps.readVisitor() // an error route after the refusal still knows the visitor
+		}
 		ps.forward(r)
 		ps.Report.Rejected = true
 		return ps, ErrInvalidCookie
@@ -240,22 +244,33 @@ func (ps *Pass) event(name string, reason Reason, response, noise bool) {
 	rp.Events = append(rp.Events, Event{Name: name, Reason: reason, Response: response, Noise: noise})
 }
 
-// visit decides the visitor: keep, re-sign or issue.
-func (ps *Pass) visit(r *http.Request) {
-	p, v := ps.p, ps.p.visitor
-	if f, ok := ps.res.lookup(ps.p.visitorRule); ok {
-		if id, ok := p.visitorID(f.Value); ok {
-			ps.visitor = id
-			ps.known = true
-			// nginx userid's cookie, left from before, goes once the visitor cookie is there
-			ps.nginxClear = ps.res.nginxSeen && ps.now < v.nginxUntil
-			ps.resign = !ps.p.unwrap && (f.Key > 0 || ps.now-f.Signed > v.refresh)
-			return
-		}
+// readVisitor takes the ID of a verified visitor cookie. It reports whether there is one.
+func (ps *Pass) readVisitor() bool {
+	f, ok := ps.res.lookup(ps.p.visitorRule)
+	if !ok {
+		return false
+	}
+	id, ok := ps.p.visitorID(f.Value)
+	if !ok {
 		// A correctly signed value of the wrong size can only come from a misconfiguration
 		// (another app signing with the same secret); treat it as absent.
 		ps.Report.Invalid[Malformed]++
-		ps.event(v.name, Malformed, false, false)
+		ps.event(ps.p.visitor.name, Malformed, false, false)
+		return false
+	}
+	ps.visitor, ps.known = id, true
+	return true
+}
+
+// visit decides the visitor: keep, re-sign or issue.
+func (ps *Pass) visit(r *http.Request) {
+	v := ps.p.visitor
+	if ps.readVisitor() {
+		f, _ := ps.res.lookup(ps.p.visitorRule)
+		// nginx userid's cookie, left from before, goes once the visitor cookie is there
+		ps.nginxClear = ps.res.nginxSeen && ps.now < v.nginxUntil
+		ps.resign = !ps.p.unwrap && (f.Key > 0 || ps.now-f.Signed > v.refresh)
+		return
 	}
 	if ps.p.unwrap || ps.unread(ps.p.visitorRule) || !ps.mayIssue(r) {
 		return

@@ -112,6 +112,16 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 			}
 			continue
 		}
+		if ps.reserved(sc.name) {
+			// The browser's form of a prefixed name and the pieces of a split value are the
+			// module's to write: the upstream sets the name itself.
+			if out == nil {
+				out = make([]string, i, len(lines))
+				copy(out, lines[:i])
+			}
+			ps.dropLine(sc.name, Reserved)
+			continue
+		}
 		blk := ps.p.blocks.find(sc.name)
 		if len(ps.clear) > 0 || len(ps.upgrade) > 0 {
 			browser := sc.name
@@ -154,12 +164,6 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 // line, several (a split value), or nothing (dropped); changed is false, and nothing is
 // appended, when it stays as it was.
 func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string, changed bool) {
-	if !ps.admits(blk, sc) {
-		return out, !ps.dropLine(sc.name, NoConsent)
-	}
-	if blk.needsSecure() {
-		ps.secureOnPlain(blk.Prefix + sc.name)
-	}
 	pol := ps.p
 	ri := pol.jar.match(sc.name)
 	if ri < 0 {
@@ -173,11 +177,25 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 			}
 		}
 	}
+	for _, q := range ps.f.finalized {
+		if blk != nil {
+			break
+		}
+		blk = q.blocks.find(sc.name) // and by their cookie rules
+	}
+	if !ps.admits(blk, sc) {
+		return out, !ps.dropLine(sc.name, NoConsent)
+	}
+	if blk.needsSecure() {
+		ps.secureOnPlain(blk.Prefix + sc.name)
+	}
 	if ri < 0 || pol.jar.rules[ri].kind == kindPlain {
 		if blk == nil {
 			return out, false
 		}
-		return ps.sealed(out, string(blk.editLine(ps.buf[:0], sc, nil))), true
+		// Not sealed: only the attributes changed, and a policy on the path that manages
+		// the name must still encode its value.
+		return append(out, string(blk.editLine(ps.buf[:0], sc, nil))), true
 	}
 	r := &pol.jar.rules[ri]
 	if r.kind == kindVisitor { // the visitor cookie is the module's alone
@@ -249,6 +267,20 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 	return ps.clearChunks(out, blk, sc, len(chunks)), true
 }
 
+// reserved reports whether a Set-Cookie name is one the module writes itself for this policy or
+// one that rewrote the response before it (on an error route): a prefixed form, a piece.
+func (ps *Pass) reserved(name string) bool {
+	if ps.p.blocks.reserves(name) {
+		return true
+	}
+	for _, q := range ps.f.finalized {
+		if q.blocks.reserves(name) {
+			return true
+		}
+	}
+	return false
+}
+
 // admits is the consent gate every Set-Cookie line passes, whoever wrote it: without consent a
 // cookie that needs it is held back, but a deletion passes (it stores nothing, and once
 // consent is withdrawn the app must be able to remove what it set).
@@ -260,8 +292,11 @@ func (ps *Pass) admits(blk *block, sc setCookie) bool {
 	return deletion
 }
 
-// holds reports whether a cookie of the block waits for consent that was not given.
-func (ps *Pass) holds(blk *block) bool { return blk != nil && blk.NeedsConsent && !ps.consented }
+// holds reports whether a cookie of the block waits for consent that was not given, by this
+// policy's gates or by those of any policy on the path.
+func (ps *Pass) holds(blk *block) bool {
+	return blk != nil && blk.NeedsConsent && (!ps.consented || ps.f.noConsent)
+}
 
 // passSealed applies this policy's rules to a line another policy on the path wrote (and
 // encoded, if it manages the name): the consent gate, and the attributes of a cookie rule for

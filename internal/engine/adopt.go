@@ -97,6 +97,17 @@ func (p *Policy) adoptPair(res *result, pr pair, a *adoption) {
 	res.all = append(res.all, pr)
 }
 
+// unreadCopy reports whether a copy of the cookie the upstream reads as name went unverified
+// for the budget.
+func (res *result) unreadCopy(name string) bool {
+	for _, d := range res.dropped {
+		if d.reason == OverBudget && d.rule >= 0 && d.name == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (res *result) hasAdopted(name string) bool {
 	for i := range res.adopted {
 		if res.adopted[i].name == name {
@@ -107,11 +118,12 @@ func (res *result) hasAdopted(name string) bool {
 }
 
 // settleAdopted drops the plain copies of cookies that also came encoded and verified: the
-// encoded copy wins, whatever the order.
+// encoded copy wins, whatever the order. So it does when an encoded copy went unverified
+// for the budget: it may be the valid one.
 func (res *result) settleAdopted() {
 	kept := res.adopted[:0]
 	for _, a := range res.adopted {
-		if res.hasFound(a.name) {
+		if res.hasFound(a.name) || res.unreadCopy(a.name) {
 			res.dropPair(&res.all[a.pair], Duplicate)
 			continue
 		}

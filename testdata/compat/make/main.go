@@ -134,8 +134,12 @@ func main() {
 	rolling := flag.String("rolling", "", "run the rolling-upgrade check against this newer caddy binary, writing <out>/rolling-upgrade.txt")
 	flag.Parse()
 	if *caddyBin == "" || *out == "" {
-		log.Fatal("usage: make -caddy OLD -out DIR -release TAG -commit SHA [-rolling NEW]")
+		fatalf("%v", "usage: make -caddy OLD -out DIR -release TAG -commit SHA [-rolling NEW]")
 	}
+	var err error
+	scratch, err = os.MkdirTemp("", "compat-make-")
+	must(err)
+	defer os.RemoveAll(scratch)
 	if *rolling != "" {
 		rollingUpgrade(*caddyBin, *rolling, *out)
 		return
@@ -263,7 +267,7 @@ func record(bin, out string, p plan, c *Config, up *upstream, secrets map[string
 				break
 			}
 			if time.Now().After(deadline) {
-				log.Fatalf("%s: the ring never rotated", p.name)
+				fatalf("%s: the ring never rotated", p.name)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -300,12 +304,12 @@ func issueVisitor(inst *instance, p plan) Cookie {
 	resp := inst.get("/", "", v.cookie)
 	line := setCookieLine(resp, v.name)
 	if line == "" {
-		log.Fatalf("%s: no %s cookie issued: %q", p.name, v.name, resp.Header.Values("Set-Cookie"))
+		fatalf("%s: no %s cookie issued: %q", p.name, v.name, resp.Header.Values("Set-Cookie"))
 	}
 	seen := upstreamSaw(resp)
 	id := visitorID(v, seen)
 	if id == "" {
-		log.Fatalf("%s: the upstream saw no visitor ID: %+v", p.name, seen)
+		fatalf("%s: the upstream saw no visitor ID: %+v", p.name, seen)
 	}
 	c := newCookie(p, line, "visitor", v.encrypt, v.maxAge)
 	c.VisitorID = id
@@ -323,17 +327,17 @@ func setUpstream(inst *instance, p plan) []Cookie {
 		plain, _, _ := strings.Cut(rest, "; ")
 		line := setCookieLine(resp, name)
 		if line == "" {
-			log.Fatalf("%s: %s was not sent: %q", p.name, name, resp.Header.Values("Set-Cookie"))
+			fatalf("%s: %s was not sent: %q", p.name, name, resp.Header.Values("Set-Cookie"))
 		}
 		kind, enc := "sign", false
 		if matches(p.encrypt, name) {
 			kind, enc = "encrypt", true
 		} else if !matches(p.sign, name) {
-			log.Fatalf("%s: %s is not managed", p.name, name)
+			fatalf("%s: %s is not managed", p.name, name)
 		}
 		if p.plain {
 			if v, _, _ := strings.Cut(strings.SplitN(line, "=", 2)[1], ";"); v != plain {
-				log.Fatalf("%s: %s was signed; the plan says the old release left it plain", p.name, name)
+				fatalf("%s: %s was signed; the plan says the old release left it plain", p.name, name)
 			}
 			out = append(out, Cookie{Name: name, Value: plain, SetCookie: line, Config: p.name, Kind: "plain",
 				Plain: plain, Path: path.Dir(setPath) + "/", MaxAge: int64(p.maxAge / time.Second)})
@@ -341,7 +345,7 @@ func setUpstream(inst *instance, p plan) []Cookie {
 		}
 		c := newCookie(p, line, kind, enc, p.maxAge)
 		if c.Value == plain {
-			log.Fatalf("%s: %s left unsigned", p.name, name)
+			fatalf("%s: %s left unsigned", p.name, name)
 		}
 		c.Plain = plain
 		c.Path = path.Dir(setPath) + "/"
@@ -379,7 +383,7 @@ func readBack(inst *instance, c Cookie, p plan, secrets map[string]string) Read 
 			_, nv, _ := strings.Cut(line, "=")
 			nv, _, _ = strings.Cut(nv, ";")
 			if visitorID(p.visitor, seen) != c.VisitorID {
-				log.Fatalf("%s: %s re-signed with another ID", p.name, c.Name)
+				fatalf("%s: %s re-signed with another ID", p.name, c.Name)
 			}
 			r.ResignedBy = nv
 			if len(p.secrets) > 0 {
@@ -410,7 +414,7 @@ func secretLabel(p plan, secrets map[string]string, name, value string) string {
 			return l
 		}
 	}
-	log.Fatalf("%s: %s verifies with none of its secrets", p.name, name)
+	fatalf("%s: %s verifies with none of its secrets", p.name, name)
 	return ""
 }
 
@@ -418,12 +422,12 @@ func secretLabel(p plan, secrets map[string]string, name, value string) string {
 func signedAt(value string) int64 {
 	b, err := base64.URLEncoding.DecodeString(value)
 	if err != nil {
-		log.Fatalf("value %q is not base64url: %v", value, err)
+		fatalf("value %q is not base64url: %v", value, err)
 	}
 	ts, _, _ := strings.Cut(string(b), "|")
 	var n int64
 	if _, err := fmt.Sscan(ts, &n); err != nil {
-		log.Fatalf("value %q has no timestamp", value)
+		fatalf("value %q has no timestamp", value)
 	}
 	return n
 }
@@ -484,7 +488,7 @@ func ringIndex(f ringFile, realm, name, value string) int {
 			return i
 		}
 	}
-	log.Fatalf("%s=%s verifies with no secret of the ring", name, value)
+	fatalf("%s=%s verifies with no secret of the ring", name, value)
 	return -1
 }
 
@@ -551,6 +555,9 @@ func upstreamSaw(resp *response) saw {
 	return s
 }
 
+// scratch holds every instance's config, storage and log; removed at the end.
+var scratch string
+
 // instance is a Caddy process of the old release running one config.
 type instance struct {
 	cmd     *exec.Cmd
@@ -584,7 +591,7 @@ func run(bin, text string, p plan, up *upstream, secrets map[string]string) *ins
 
 // runOn runs a config on storage (a new directory if empty).
 func runOn(bin, text string, p plan, up *upstream, secrets map[string]string, storage string) *instance {
-	dir, err := os.MkdirTemp("", "compat-"+p.name+"-")
+	dir, err := os.MkdirTemp(scratch, p.name+"-")
 	must(err)
 	if storage == "" {
 		storage = filepath.Join(dir, "storage")
@@ -605,6 +612,7 @@ func runOn(bin, text string, p plan, up *upstream, secrets map[string]string, st
 	must(err)
 	inst.cmd.Stdout, inst.cmd.Stderr = inst.logf, inst.logf
 	must(inst.cmd.Start())
+	running = append(running, inst)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", inst.port), 200*time.Millisecond)
@@ -614,13 +622,14 @@ func runOn(bin, text string, p plan, up *upstream, secrets map[string]string, st
 		}
 		if time.Now().After(deadline) || inst.cmd.ProcessState != nil {
 			b, _ := os.ReadFile(inst.logf.Name())
-			log.Fatalf("%s: Caddy did not start:\n%s", p.name, b)
+			fatalf("%s: Caddy did not start:\n%s", p.name, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func (inst *instance) stop() {
+	running = slices.DeleteFunc(running, func(r *instance) bool { return r == inst })
 	if inst.cmd.Process == nil || inst.cmd.ProcessState != nil {
 		return
 	}
@@ -655,6 +664,20 @@ func (inst *instance) get(p, query, cookieHeader string) *response {
 
 func must(err error) {
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
+}
+
+// running are the Caddy processes started and not yet stopped, so that a failure stops them.
+var running []*instance
+
+// fatalf stops every Caddy still running, removes the scratch directory and exits.
+func fatalf(format string, args ...any) {
+	for _, inst := range running {
+		inst.stop()
+	}
+	if scratch != "" {
+		os.RemoveAll(scratch)
+	}
+	log.Fatalf(format, args...)
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"log"
 	"strings"
 	"time"
 )
@@ -363,7 +362,7 @@ func fill(text string, secrets map[string]string) string {
 		text = strings.ReplaceAll(text, "{{"+l+"}}", v)
 	}
 	if strings.Contains(text, "{{") {
-		log.Fatalf("unfilled secret in %s", text)
+		fatalf("unfilled secret in %s", text)
 	}
 	return text
 }

@@ -35,7 +35,7 @@ func rollingUpgrade(oldBin, newBin, out string) {
 		return runOn(bin, p.text, p, up, nil, storage)
 	}
 	newStorage := func() string {
-		dir, err := os.MkdirTemp("", "compat-rolling-")
+		dir, err := os.MkdirTemp(scratch, "rolling-")
 		must(err)
 		return dir
 	}
@@ -94,9 +94,15 @@ func rollingUpgrade(oldBin, newBin, out string) {
 	must(os.WriteFile(filepath.Join(out, "rolling-upgrade.txt"), []byte(rep.String()), 0o644))
 }
 
+// describeRing says what the ring in storage holds, once there is one: the new build stores
+// the ring it made when its config starts, which may be just after its site listens.
 func describeRing(storage string) string {
 	file := filepath.Join(storage, "signed_cookies", "keyring.json")
 	raw, err := os.ReadFile(file)
+	for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		raw, err = os.ReadFile(file)
+	}
 	must(err)
 	f := readRing(file)
 	return fmt.Sprintf("%d secrets, keep %s, check_interval field: %v", len(f.Secrets), time.Duration(f.Keep),
@@ -120,7 +126,7 @@ func cross(say func(string, ...any), what string, newer, older *instance, d time
 			vid, session := setCookieLine(resp, "vid"), setCookieLine(resp, "session")
 			id := upstreamSaw(resp).Header.Get("X-Visitor-Id")
 			if vid == "" || session == "" || id == "" {
-				log.Fatalf("no cookies issued: %q", resp.Header.Values("Set-Cookie"))
+				fatalf("no cookies issued: %q", resp.Header.Values("Set-Cookie"))
 			}
 			back := upstreamSaw(to.get("/", "", pair(vid)+"; "+pair(session)))
 			tries[i]++

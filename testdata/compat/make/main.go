@@ -329,10 +329,7 @@ func setUpstream(inst *instance, p plan) []Cookie {
 		if line == "" {
 			fatalf("%s: %s was not sent: %q", p.name, name, resp.Header.Values("Set-Cookie"))
 		}
-		kind, enc := "sign", false
-		if matches(p.encrypt, name) {
-			kind, enc = "encrypt", true
-		} else if !matches(p.sign, name) {
+		if !matches(p.encrypt, name) && !matches(p.sign, name) {
 			fatalf("%s: %s is not managed", p.name, name)
 		}
 		if p.plain {
@@ -343,10 +340,12 @@ func setUpstream(inst *instance, p plan) []Cookie {
 				Plain: plain, Path: path.Dir(setPath) + "/", MaxAge: int64(p.maxAge / time.Second)})
 			continue
 		}
-		c := newCookie(p, line, kind, enc, p.maxAge)
-		if c.Value == plain {
-			fatalf("%s: %s left unsigned", p.name, name)
+		value, _, _ := strings.Cut(strings.SplitN(line, "=", 2)[1], ";")
+		kind, enc := "sign", false
+		if encrypted(value, plain) {
+			kind, enc = "encrypt", true
 		}
+		c := newCookie(p, line, kind, enc, p.maxAge)
 		c.Plain = plain
 		c.Path = path.Dir(setPath) + "/"
 		out = append(out, c)
@@ -416,6 +415,26 @@ func secretLabel(p plan, secrets map[string]string, name, value string) string {
 	}
 	fatalf("%s: %s verifies with none of its secrets", p.name, name)
 	return ""
+}
+
+// encrypted says whether the old release encrypted a value rather than signed it, from its
+// bytes: a signed value carries the plain value; an encrypted one, 16 bytes of IV more.
+func encrypted(value, plain string) bool {
+	b, err := base64.URLEncoding.DecodeString(value)
+	parts := bytes.SplitN(b, []byte("|"), 3)
+	if err != nil || len(parts) != 3 {
+		fatalf("value %q is not in securecookie's format", value)
+	}
+	payload, err := base64.URLEncoding.DecodeString(string(parts[1]))
+	switch {
+	case err != nil:
+		fatalf("value %q: payload not base64url", value)
+	case string(payload) == plain:
+		return false
+	case len(payload) != len(plain)+16:
+		fatalf("value %q is neither %q signed nor encrypted", value, plain)
+	}
+	return true
 }
 
 // signedAt reads the signing time of a value in securecookie's format.

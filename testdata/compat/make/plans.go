@@ -316,6 +316,37 @@ func plans() []plan {
 `), secrets: []string{"A"}, visitor: &visitorPlan{name: "vid", maxAge: 365 * day, header: "X-Visitor-Id"},
 		sets: login[:1], setPath: "/app/set", plain: true, sign: []string{"session"}, maxAge: 400 * day,
 	}, {
+		name: "sign-encrypt-overlap", adapter: "caddyfile",
+		covers: "sign sess_* and encrypt sess_cart in one handler: the old release took the first rule that matched, encrypt before sign, so it encrypted sess_cart and signed the other sess_* names",
+		text: site(`	signed_cookies {
+		secret {{A}}
+		sign sess_*
+		encrypt sess_cart
+	}
+`), secrets: []string{"A"}, sets: []string{"sess_cart=3-apples; Path=/", "sess_id=42; Path=/"},
+		sign: []string{"sess_*"}, encrypt: []string{"sess_cart"}, maxAge: 400 * day,
+	}, {
+		name: "lookalike-names", adapter: "caddyfile",
+		covers: "sign Session and encrypt session in one handler: two names an upstream may read as one",
+		text: site(`	signed_cookies {
+		secret {{A}}
+		sign Session
+		encrypt session
+	}
+`), secrets: []string{"A"}, sets: []string{"Session=bob; Path=/", "session=alice; Path=/"},
+		sign: []string{"Session"}, encrypt: []string{"session"}, maxAge: 400 * day,
+	}, {
+		name: "errors-proxied", adapter: "caddyfile",
+		covers: "handle_errors answering with reverse_proxy and no signed_cookies of its own: on an error the app's managed cookies left plain",
+		text: site(`	signed_cookies {
+		secret {{A}}
+		sign session
+	}
+	handle_errors {
+		reverse_proxy {$COMPAT_UPSTREAM}
+	}
+`), secrets: []string{"A"}, sets: login[:1], sign: []string{"session"}, maxAge: 400 * day,
+	}, {
 		name: "two-visitor-cookies", adapter: "caddyfile", noCookies: true,
 		covers: "two handlers on one request path issuing different visitor cookies (vid everywhere, shopper under /shop/)",
 		text: site(`	signed_cookies {

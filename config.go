@@ -54,8 +54,8 @@ func (h *Handler) check() error {
 		if hasPlaceholder(s) {
 			continue
 		}
-		if _, err := cookie.ParseSecret(s); err != nil {
-			return fmt.Errorf("secret %d %v", i+1, err)
+		if _, _, err := parseSecret(i, s); err != nil {
+			return err
 		}
 	}
 	if len(h.Secrets) > 0 {
@@ -100,6 +100,25 @@ func (h *Handler) check() error {
 		}
 	}
 	return nil
+}
+
+// parseSecret decodes the configured secret at index i. The first signs and must be strong; a
+// later one only verifies, so one that releases before strength checks accepted (base64 of
+// at least 32 bytes of anything) is taken, with why it is weak, to keep its cookies valid.
+func parseSecret(i int, s string) (b []byte, weak string, err error) {
+	if i > 0 {
+		if b, weak, err = cookie.ParseOldSecret(s); err == nil {
+			return b, weak, nil
+		}
+		return nil, "", fmt.Errorf("secret %d %v", i+1, err)
+	}
+	if b, err = cookie.ParseSecret(s); err != nil {
+		if _, weak, old := cookie.ParseOldSecret(s); old == nil && weak != "" {
+			return nil, "", fmt.Errorf("secret 1 %v; to keep the cookies it signed valid, put the new secret first and keep this one second, where it only verifies them until they expire", err)
+		}
+		return nil, "", fmt.Errorf("secret 1 %v", err)
+	}
+	return b, "", nil
 }
 
 // checkAdopt checks the rollout settings: names, deadlines and attributes that parse (the

@@ -473,8 +473,15 @@ func (h *Handler) configuredKeys(realm string) (*cookie.KeyRing, error) {
 			// the error names the placeholder, never a value
 			return nil, fmt.Errorf("secret %d: %v", i+1, err)
 		}
-		if secrets[i], err = cookie.ParseSecret(v); err != nil {
-			return nil, fmt.Errorf("secret %d %v", i+1, err)
+		var weak string
+		if secrets[i], weak, err = parseSecret(i, v); err != nil {
+			return nil, err
+		}
+		if weak != "" {
+			// It verifies only; its cookies were signed before this start, at the latest.
+			until := h.now().Add(h.longestLifetime()).UTC().Format(time.DateOnly)
+			h.logger.Warn(fmt.Sprintf("secret %d %s: it only verifies the cookies it signed, which expire by %s; remove it then", i+1, weak, until),
+				zap.Int("secret", i+1), zap.String("remove_after", until))
 		}
 	}
 	ring, err := cookie.NewRealmKeyRing(realm, secrets...)

@@ -32,30 +32,42 @@ const (
 // length, and refuses a secret that is evidently not random (see weakness): anyone could guess
 // it and forge cookies. Errors follow "secret N " and never include the secret.
 func ParseSecret(s string) ([]byte, error) {
+	b, weak, err := ParseOldSecret(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSecretBytes {
+		return nil, fmt.Errorf("decodes to %d bytes, at most %d allowed; %s", len(b), MaxSecretBytes, makeSecret)
+	}
+	if weak != "" {
+		return nil, fmt.Errorf("%s; %s", weak, makeSecret)
+	}
+	return b, nil
+}
+
+// ParseOldSecret decodes a secret as releases before strength checks accepted it: base64 of
+// at least MinSecretBytes bytes, of any length and content. weak says why ParseSecret refuses
+// it ("" if it does not): such a secret may still verify the cookies it signed, never sign.
+func ParseOldSecret(s string) (b []byte, weak string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, errors.New("is empty")
+		return nil, "", errors.New("is empty")
 	}
-	var b []byte
-	var err error
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
 		if b, err = enc.Strict().DecodeString(s); err == nil {
 			break
 		}
 	}
 	if err != nil {
-		return nil, errors.New("is not valid base64")
+		return nil, "", errors.New("is not valid base64")
 	}
 	if len(b) < MinSecretBytes {
-		return nil, fmt.Errorf("decodes to %d bytes, need at least %d", len(b), MinSecretBytes)
+		return nil, "", fmt.Errorf("decodes to %d bytes, need at least %d", len(b), MinSecretBytes)
 	}
 	if len(b) > MaxSecretBytes {
-		return nil, fmt.Errorf("decodes to %d bytes, at most %d allowed", len(b), MaxSecretBytes)
+		return b, fmt.Sprintf("decodes to %d bytes, more than %d", len(b), MaxSecretBytes), nil
 	}
-	if w := weakness(b); w != "" {
-		return nil, fmt.Errorf("%s; %s", w, makeSecret)
-	}
-	return b, nil
+	return b, weakness(b), nil
 }
 
 // Key is the pair of keys derived from one secret.

@@ -26,8 +26,8 @@ var weakWords = []string{
 // secret's length at most: so it cannot carry any of the secret.
 func wellFormed(msg string) bool {
 	if w, hint, ok := strings.Cut(msg, "; "); ok {
-		for _, ww := range weakWords {
-			if w == ww && hint == makeSecret {
+		for _, ww := range append(weakWords, "decodes to 0 bytes, at most 0 allowed") {
+			if regexp.MustCompile(`[0-9]+`).ReplaceAllString(w, "0") == ww && hint == makeSecret {
 				return true
 			}
 		}

@@ -11,22 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
-
-// attackCostGate skips a cost-ratio test unless SIGNED_COOKIES_COST=1: wall-clock ratios do
-// not belong in the default go test ./... on a shared machine.
-func attackCostGate(t *testing.T) {
-	t.Helper()
-	if os.Getenv("SIGNED_COOKIES_COST") != "1" {
-		t.Skip("cost ratios are measured only with SIGNED_COOKIES_COST=1 (their own CI step)")
-	}
-}
 
 // attackCostSizes are the header sizes measured; the last fits Caddy's max_header_size 1MB
 // (10^6 bytes) with the request line and other headers.
@@ -145,7 +136,7 @@ var attackShapes = []attackShape{
 // re-joins every chunk) and withholding consent-gated pairs grows about 4× per doubling (each
 // removal moves the rest of the header).
 func TestAttackHostileShapesCost(t *testing.T) {
-	attackCostGate(t)
+	testskip.CostTest(t)
 	for _, s := range attackShapes {
 		t.Run(s.name, func(t *testing.T) {
 			ci := startCaddy(t, attackBlock(s.lines)+"\trespond 204", withGlobals(secQuietGlobals))

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
-	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/nginxtest"
 )
 
 // 5a. adopt accepts any plain value the client sends until the deadline, and with attributes

@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
-	"github.com/signedcookies/caddy-signedcookies/internal/cputime"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/cputime"
 )
 
 // The whole ServeHTTP on a provisioned handler with a trivial next, next to a no-op

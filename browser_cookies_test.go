@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/cdp"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/cdp"
 )
 
 // rulePage is an upstream page that sets, on each path, the Set-Cookie lines given for it,

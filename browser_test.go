@@ -1,5 +1,5 @@
 // The module with a real browser: headless Chromium driven through the DevTools protocol
-// (internal/cdp), against a real Caddy. What a cookie-jar client cannot show: persistence in
+// (internal/testsupport/cdp), against a real Caddy. What a cookie-jar client cannot show: persistence in
 // a browser profile, Secure/SameSite/Partitioned as the browser stores them, and what the
 // page's JavaScript reads and writes.
 
@@ -21,7 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
-	"github.com/signedcookies/caddy-signedcookies/internal/cdp"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/cdp"
 )
 
 const chromiumPath = "/usr/bin/chromium" // Debian's chromium package

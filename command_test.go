@@ -19,7 +19,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
-	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // cliRun runs the test binary as the caddy command (see TestMain) in dir, which is also its

@@ -20,7 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
-	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/nginxtest"
 )
 
 // httpsClient is newClient for startCaddyHTTPS sites. Caddy's internal CA lives in the

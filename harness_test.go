@@ -66,7 +66,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // runCaddyEnv makes the test binary act as the caddy command (see TestMain), so that tests

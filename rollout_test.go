@@ -23,8 +23,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
-	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/nginxtest"
 )
 
 // rolloutFuture is a deadline a year ahead, as a date: the same for the whole run, so that a

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // secSecret is a fixed secret that looks random, one per label.
@@ -113,6 +114,7 @@ func secTwice(t *testing.T, check func() error) {
 // at each size, the fastest of interleaved requests, which a busy machine cannot inflate the
 // way it can a ratio between two sizes measured apart.
 func TestSecurityEqualsRunLinearCost(t *testing.T) {
+	testskip.CostTest(t)
 	ci := startCaddy(t, `
 	signed_cookies {
 		secret `+secSecret("equals")+`

@@ -18,8 +18,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/cputime"
-	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/cputime"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // The itsdangerous and Flask formats are held to the Python libraries themselves
@@ -968,7 +968,7 @@ func TestDangerousLinear(t *testing.T) {
 			t.Logf("%s: %d bytes in %v (%.0f allocations), %d bytes in %v (%.0f allocations): x%.1f",
 				name, len(small), ts, as, len(large), tl, al, ratio)
 		}
-		if ratio > 128 {
+		if ratio > 128 && testskip.Costs() { // a timing ratio: only in its own step of CI
 			t.Errorf("%s: 16x the input took %.0fx the CPU time", name, ratio)
 		}
 		if al > as*20 {

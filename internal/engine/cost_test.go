@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/cputime"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/cputime"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // The work per request is linear in what the client (or the upstream) sends: no header shape
@@ -317,11 +318,9 @@ func (ct *costTable) run(t *testing.T) {
 }
 
 func skipTimings(t *testing.T) {
+	testskip.CostTest(t)
 	if raceEnabled {
 		t.Skip("timings mean nothing under the race detector")
-	}
-	if testing.Short() {
-		t.Skip("timings take a few seconds")
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // TestModelRealParsers runs generated exchanges through the engine, and every forwarded

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/nginxtest"
-	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/nginxtest"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 func TestMain(m *testing.M) { os.Exit(testskip.Main(m)) }

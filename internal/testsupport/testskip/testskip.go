@@ -1,7 +1,9 @@
-// Package testskip is for the tests that drive real tools (Chromium, Python with Flask and
-// itsdangerous, nginx): without the tool a test skips locally and fails in CI, and a package's
-// skips are listed at the end of its run, where `go test ./...` (which shows a passing
-// package's output only with -v) would otherwise hide them.
+// Package testskip decides what the tests that need more than Go do when they cannot run: a
+// test that drives a real tool (Chromium, Python with Flask and itsdangerous, nginx, PHP,
+// Node) skips locally and fails in CI without it, and a package's skips are listed at the end
+// of its run, where `go test ./...` (which shows a passing package's output only with -v)
+// would otherwise hide them; a test that bounds a cost by timing runs only where it is asked
+// for, in its own step of CI.
 package testskip
 
 import (
@@ -29,6 +31,23 @@ func Missing(t testing.TB, what string) {
 	skipped[what] = append(skipped[what], t.Name())
 	mu.Unlock()
 	t.Skipf("%s is missing; skipping (set CI to make this a failure)", what)
+}
+
+// CostEnv is the environment variable that asks for the cost-ratio tests: timing ratios (a
+// hostile input against a benign one of the same size) mean something only on a machine not
+// shared with the rest of the test suite, so `go test ./...` skips them and CI runs them in a
+// step of their own.
+const CostEnv = "SIGNED_COOKIES_COST"
+
+// Costs reports whether the cost-ratio tests run.
+func Costs() bool { return os.Getenv(CostEnv) == "1" }
+
+// CostTest skips a test that bounds a cost by timing, unless the cost-ratio tests run.
+func CostTest(t testing.TB) {
+	t.Helper()
+	if !Costs() {
+		t.Skipf("a cost ratio: measured only with %s=1 (its own step of CI)", CostEnv)
+	}
 }
 
 // Main runs the tests, then lists what was skipped: on the terminal when there is one (go

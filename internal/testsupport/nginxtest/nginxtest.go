@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signedcookies/caddy-signedcookies/internal/testskip"
+	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
 // Bin is where Debian installs nginx.

@@ -217,9 +217,9 @@ func benchCases(b testing.TB, h *Handler) []benchCase {
 // benchCodec is the codec the handler uses for a cookie, as its policy has it.
 func benchCodec(b testing.TB, h *Handler, name string) *cookie.Codec {
 	b.Helper()
-	c := h.policy.Inspect(name, nil, 0).Codec
-	if c == nil {
-		b.Fatalf("%s is not managed", name)
+	c, ok := h.policy.Inspect(name, nil, 0).Codec.(*cookie.Codec)
+	if !ok {
+		b.Fatalf("%s is not managed in securecookie's format", name)
 	}
 	return c
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
+	"github.com/signedcookies/caddy-signedcookies/internal/itsdangerous"
 )
 
 // compileKeys are the keys a compile builds its codecs with.
@@ -116,8 +117,8 @@ func (h *Handler) compile(k compileKeys) (compiled, error) {
 		if err != nil {
 			return out, err
 		}
-		if h.Track.Format == "" {
-			out.codecs = append(out.codecs, v.Codec)
+		if c, ok := v.Codec.(*cookie.Codec); ok {
+			out.codecs = append(out.codecs, c) // the visitor's keys are the handler's key ring
 		}
 		cfg.Visitor = v
 	}
@@ -155,7 +156,7 @@ func (h *Handler) visitorConfig(ring *cookie.KeyRing, gate func(*Track) (func(*h
 	if err != nil {
 		return nil, err
 	}
-	codec := cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)})
+	var codec engine.Codec = cookie.NewCodec(ring, cookie.Options{Encrypt: t.Encrypt, MaxAge: time.Duration(t.MaxAge)})
 	textID := false
 	if t.Format == "itsdangerous" {
 		if codec, err = t.itsDangerousCodec(checkOnly); err != nil {
@@ -251,7 +252,7 @@ func (s SignFormat) engineRule(checkOnly bool) (engine.FormattedRule, error) {
 		}
 	}
 	salt := cmpOr(s.Salt, "itsdangerous")
-	c, err := cookie.NewItsDangerousCodec(keys, salt, cookie.Options{})
+	c, err := itsdangerous.New(keys, salt, 0)
 	if err != nil {
 		return engine.FormattedRule{}, err
 	}
@@ -263,7 +264,7 @@ func (f *FlaskSession) engineFlask(checkOnly bool) (*engine.Flask, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cookie.NewFlaskSessionCodec(keys, f.Salt, cookie.Options{MaxAge: time.Duration(f.MaxAge)})
+	c, err := itsdangerous.NewSession(keys, f.Salt, time.Duration(f.MaxAge))
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +277,7 @@ func (f *FlaskSession) engineFlask(checkOnly bool) (*engine.Flask, error) {
 }
 
 // itsDangerousCodec is the codec of a visitor cookie in the itsdangerous format.
-func (t *Track) itsDangerousCodec(checkOnly bool) (*cookie.Codec, error) {
+func (t *Track) itsDangerousCodec(checkOnly bool) (*itsdangerous.Codec, error) {
 	keys, err := resolveKeys("track: secret_key", t.SecretKey, checkOnly)
 	if err != nil {
 		return nil, err
@@ -286,7 +287,7 @@ func (t *Track) itsDangerousCodec(checkOnly bool) (*cookie.Codec, error) {
 			return nil, fmt.Errorf("track: secret_key %d %v", i+1, err)
 		}
 	}
-	return cookie.NewItsDangerousCodec(keys, cmpOr(t.Salt, "itsdangerous"), cookie.Options{MaxAge: time.Duration(t.MaxAge)})
+	return itsdangerous.New(keys, cmpOr(t.Salt, "itsdangerous"), time.Duration(t.MaxAge))
 }
 
 // describe names the handler in errors and logs by what it manages.

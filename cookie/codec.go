@@ -58,7 +58,6 @@ type Options struct {
 // Codec encodes and decodes values with a key ring. It is safe for concurrent use, and the
 // key ring can be swapped (SetKeyRing) while it is in use.
 type Codec struct {
-	alt       format // nil: securecookie's
 	ring      atomic.Pointer[KeyRing]
 	encrypt   bool
 	maxAge    int64
@@ -79,24 +78,14 @@ func NewCodec(ring *KeyRing, o Options) *Codec {
 	return c
 }
 
-// SetKeyRing replaces the key ring; calls in progress finish with the old one. Codecs of
-// other formats (NewItsDangerousCodec) keep the keys they were made with.
-func (c *Codec) SetKeyRing(r *KeyRing) {
-	if c.alt == nil {
-		c.ring.Store(r)
-	}
-}
+// SetKeyRing replaces the key ring; calls in progress finish with the old one.
+func (c *Codec) SetKeyRing(r *KeyRing) { c.ring.Store(r) }
 
-// KeyRing returns the key ring in use (nil for codecs of other formats).
+// KeyRing returns the key ring in use.
 func (c *Codec) KeyRing() *KeyRing { return c.ring.Load() }
 
 // KeyCount is how many keys verify: a forged value costs one MAC each.
-func (c *Codec) KeyCount() int {
-	if c.alt != nil {
-		return c.alt.keys()
-	}
-	return c.ring.Load().Len()
-}
+func (c *Codec) KeyCount() int { return c.ring.Load().Len() }
 
 // Encrypted reports whether the codec encrypts values.
 func (c *Codec) Encrypted() bool { return c.encrypt }
@@ -145,13 +134,8 @@ func (c *Codec) Encode(name string, value []byte) (string, error) {
 }
 
 // EncodedLen is the length of the encoded form of an n-byte value signed with a 10-digit
-// timestamp (every one from 2001 to 2286). For other formats it is an upper bound.
-func (c *Codec) EncodedLen(n int) int {
-	if c.alt != nil {
-		return dangerousB64.EncodedLen(6*n+2) + 1 + 12 + 1 + dangerousSigChars // JSON escapes at worst 6:1
-	}
-	return c.encodedLen(n, 10)
-}
+// timestamp (every one from 2001 to 2286).
+func (c *Codec) EncodedLen(n int) int { return c.encodedLen(n, 10) }
 
 func (c *Codec) encodedLen(n, tsDigits int) int {
 	if c.encrypt {
@@ -165,9 +149,6 @@ const aesBlock = 16
 // AppendEncodeAt is AppendEncode with the signing time (Unix seconds) given by the caller,
 // who reads the clock once per request.
 func (c *Codec) AppendEncodeAt(dst []byte, name string, value []byte, ts int64) ([]byte, error) {
-	if c.alt != nil {
-		return c.alt.appendEncode(dst, value, ts)
-	}
 	// The limit applies to the real length, as in securecookie: a clock with fewer digits
 	// makes shorter values.
 	var digits [20]byte
@@ -223,12 +204,6 @@ func (c *Codec) AppendDecode(dst []byte, name, value string) (Decoded, error) {
 // AppendDecodeAt is AppendDecode with the current time (Unix seconds) given by the caller,
 // who reads the clock once per request; 0 reads it here.
 func (c *Codec) AppendDecodeAt(dst []byte, name, value string, now int64) (Decoded, error) {
-	if c.alt != nil {
-		if now == 0 {
-			now = c.now().Unix()
-		}
-		return c.alt.appendDecode(dst, value, now)
-	}
 	if len(value) > c.maxLength {
 		return Decoded{Value: dst}, ErrTooLong
 	}
@@ -312,9 +287,6 @@ func indexPipe(b []byte, from int) int {
 // a MAC of the right size), whatever its MAC says. A plain value never has it: during a
 // migration, a plain value can be accepted as it is while an encoded one must verify.
 func (c *Codec) IsEncoded(value string) bool {
-	if c.alt != nil {
-		return c.alt.isEncoded(value)
-	}
 	if len(value) > c.maxLength || len(value) == 0 {
 		return false
 	}

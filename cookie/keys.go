@@ -1,7 +1,7 @@
-// Package cookie is the codec behind signed_cookies: keys derived from one secret string,
-// a key ring for rotation, signed and encrypted values in gorilla/securecookie's wire format,
-// the Set-Cookie splice and the Cookie header rebuild. It knows nothing of Caddy, so a Go
-// upstream can import it to read the same cookies.
+// Package cookie reads and writes the cookies signed_cookies issues, for a Go app behind it:
+// keys derived from one secret string, a key ring for rotation, values signed (or signed and
+// encrypted) in gorilla/securecookie's wire format, visitor IDs as UUIDs. It knows nothing of
+// Caddy and uses the standard library only.
 package cookie
 
 import (

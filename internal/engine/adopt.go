@@ -178,8 +178,8 @@ func (ps *Pass) upgradeLine(a adopted) (string, bool) {
 	ts := min(now, expiry-r.maxAge)
 	b := append(ps.buf[:0], a.name...)
 	b = append(b, '=')
-	b, err := r.codec.AppendEncodeAt(b, a.name, []byte(a.value), ts)
-	if err != nil || len(a.name)+1+r.codec.EncodedLen(len(a.value)) > browserCookieLimit {
+	b, err := r.signer.AppendEncodeAt(b, a.name, []byte(a.value), ts)
+	if err != nil || len(a.name)+1+r.signer.EncodedLen(len(a.value)) > browserCookieLimit {
 		ps.buf = b[:0]
 		return "", false
 	}

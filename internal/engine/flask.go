@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/itsdangerous"
 )
 
 // maxExposedSize bounds what the exposed fields of one session put in headers.
@@ -50,7 +51,7 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 	res.joined = d.Value
 	var fields map[string]string
 	if err == nil {
-		fields, err = cookie.FlaskSessionFields(d.Value)
+		fields, err = itsdangerous.SessionFields(d.Value)
 		if err != nil {
 			err = cookie.ErrMalformed
 		}

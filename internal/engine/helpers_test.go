@@ -89,7 +89,8 @@ func (tp testPolicy) signed(tb testing.TB, name, plain string) string {
 	if i < 0 {
 		tb.Fatalf("%q is not managed", name)
 	}
-	v, err := tp.jar.rules[i].codec.Encode(name, []byte(plain))
+	b, err := tp.jar.rules[i].signer.AppendEncodeAt(nil, name, []byte(plain), t0)
+	v := string(b)
 	if err != nil {
 		tb.Fatal(err)
 	}

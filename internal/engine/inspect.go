@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/itsdangerous"
 )
 
 // Inspection is what a policy makes of one cookie as the client holds it.
@@ -33,7 +34,7 @@ type Inspection struct {
 	Adopted   bool
 	AdoptedBy string
 	// Codec is the codec the value was checked with (its key count, its longest value).
-	Codec *cookie.Codec
+	Codec Verifier
 	// Encrypted: the codec encrypts values.
 	Encrypted bool
 }
@@ -55,8 +56,8 @@ func (p *Policy) Inspect(browser string, values []string, now int64) Inspection 
 	in.Pattern, in.Codec = r.pattern, r.codec
 	in.Kind = [...]string{kindSign: "sign", kindEncrypt: "encrypt", kindFormatted: "itsdangerous", kindVisitor: "track",
 		kindFlask: "flask_session", kindPlain: "plain"}[r.kind]
-	if r.codec != nil {
-		in.Encrypted = r.codec.Encrypted()
+	if r.signer != nil {
+		in.Encrypted = r.signer.Encrypted()
 	}
 	if refused || r.kind == kindPlain || len(values) == 0 {
 		return in
@@ -101,7 +102,7 @@ func (p *Policy) Inspect(browser string, values []string, now int64) Inspection 
 		}
 		in.VisitorID = cookie.UUIDString(id[:])
 	case kindFlask:
-		if _, err := cookie.FlaskSessionFields(d.Value); err != nil {
+		if _, err := itsdangerous.SessionFields(d.Value); err != nil {
 			in.Reason = Malformed
 		}
 	default:

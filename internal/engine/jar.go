@@ -29,9 +29,10 @@ const (
 type rule struct {
 	pattern string
 	kind    ruleKind
-	codec   *cookie.Codec
-	long    *cookie.Codec // the codec for split values, when a cookie rule splits
-	maxAge  int64         // seconds: the codec's, for upstream cookies
+	codec   Verifier
+	signer  Codec // codec, for the rules whose values the module signs (not Flask's)
+	long    Codec // the codec for split values, when a cookie rule splits
+	maxAge  int64 // seconds: the codec's, for upstream cookies
 	// field names the rule as configured ("sign sess_*"), for errors.
 	field string
 	// base is equal for rules that read and write a cookie alike (kind, keys, format, max
@@ -46,6 +47,13 @@ type rule struct {
 	// The literal text before the first metacharacter of the pattern and of its canonical
 	// form: a name without it cannot match, which spares path.Match for most cookies.
 	prefix, canonicalPrefix string
+}
+
+// refreshable reports whether the rule's keys are the handler's key ring, which a re-read of
+// storage may extend.
+func (r *rule) refreshable() bool {
+	_, ok := r.codec.(*cookie.Codec)
+	return ok
 }
 
 // jar holds a policy's rules. It is immutable and safe for concurrent use.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/itsdangerous"
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
 )
 
@@ -72,22 +73,24 @@ type mCodecKey struct {
 	salt      string
 }
 
-func mCodec(k mCodecKey) *cookie.Codec {
+func mCodec(k mCodecKey) Codec {
 	if c, ok := mCodecs.Load(k); ok {
-		return c.(*cookie.Codec)
+		return c.(Codec)
 	}
 	keys := mKeys()
-	var c *cookie.Codec
+	var c Codec
 	var err error
 	switch k.kind {
 	case "ring":
 		c = cookie.NewCodec(keys.rings[k.ring], cookie.Options{Encrypt: k.encrypt, MaxAge: k.maxAge, MaxLength: k.maxLength})
 	case "format":
-		c, err = cookie.NewItsDangerousCodec(keys.format[k.ring], k.salt, cookie.Options{MaxAge: k.maxAge})
+		c, err = itsdangerous.New(keys.format[k.ring], k.salt, k.maxAge)
 	case "attacker-format":
-		c, err = cookie.NewItsDangerousCodec(keys.attacker, k.salt, cookie.Options{MaxAge: k.maxAge})
+		c, err = itsdangerous.New(keys.attacker, k.salt, k.maxAge)
 	case "flask":
-		c, err = cookie.NewFlaskSessionCodec(keys.format[k.ring], k.salt, cookie.Options{MaxAge: k.maxAge})
+		var s *itsdangerous.Session
+		s, err = itsdangerous.NewSession(keys.format[k.ring], k.salt, k.maxAge)
+		c = mSession{s}
 	}
 	if err != nil {
 		panic(err)
@@ -95,6 +98,16 @@ func mCodec(k mCodecKey) *cookie.Codec {
 	mCodecs.Store(k, c)
 	return c
 }
+
+// mSession gives a Flask session verifier the model's one codec shape; it signs nothing (the
+// model's Flask sessions come from the same keys through the format codec's JSON).
+type mSession struct{ *itsdangerous.Session }
+
+func (mSession) AppendEncodeAt(dst []byte, _ string, _ []byte, _ int64) ([]byte, error) {
+	return dst, errors.New("the model signs no Flask session this way")
+}
+func (mSession) EncodedLen(int) int { return 0 }
+func (mSession) Encrypted() bool    { return false }
 
 const mSplitMaxLength = MaxSplitCookies * 4000
 
@@ -113,7 +126,7 @@ func (pth *mPath) all() []*mSpec {
 
 // config is the engine's configuration of a spec (its codecs made or taken from the cache).
 func (s *mSpec) config() Config {
-	ring := func(enc bool, long bool) *cookie.Codec {
+	ring := func(enc bool, long bool) Codec {
 		ml := 0
 		if long {
 			ml = mSplitMaxLength

@@ -16,7 +16,7 @@ import (
 
 // reproCodecs are the codecs of the reproductions: one key, values signed at t0, accepted
 // for an hour (the visitor cookie's for 400 days).
-func reproCodecs() (sign, long, vid *cookie.Codec) {
+func reproCodecs() (sign, long, vid Codec) {
 	ring := mKeys().rings[0]
 	return cookie.NewCodec(ring, cookie.Options{MaxAge: time.Hour}),
 		cookie.NewCodec(ring, cookie.Options{MaxAge: time.Hour, MaxLength: mSplitMaxLength}),
@@ -44,7 +44,7 @@ func reproVisitor(consent string) *Visitor {
 		Header: "X-Visitor-Id", HTTPOnly: true, Consent: consent, Fingerprint: "repro vid " + consent}
 }
 
-func reproEncode(t *testing.T, c *cookie.Codec, name, plain string) string {
+func reproEncode(t *testing.T, c Codec, name, plain string) string {
 	t.Helper()
 	v, err := c.AppendEncodeAt(nil, name, []byte(plain), t0-10)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/itsdangerous"
 	"github.com/signedcookies/caddy-signedcookies/internal/nginxuid"
 )
 
@@ -38,14 +39,14 @@ type mSpec struct {
 	reject        bool
 	unwrap        bool
 
-	signC, encC, longSignC, longEncC *cookie.Codec
+	signC, encC, longSignC, longEncC Codec
 }
 
 type mFormat struct {
 	names []string
 	keys  int // index into mFormatKeys
 	salt  string
-	codec *cookie.Codec
+	codec Codec
 }
 
 type mFlask struct {
@@ -54,7 +55,7 @@ type mFlask struct {
 	expose    []string
 	prefix    string // header prefix, "" for none
 	onInvalid FlaskInvalid
-	codec     *cookie.Codec
+	codec     Codec
 }
 
 type mVisitor struct {
@@ -70,7 +71,7 @@ type mVisitor struct {
 	nginxUntil int64
 	idNginx    bool
 	refresh    time.Duration
-	codec      *cookie.Codec
+	codec      Codec
 }
 
 type mBlock struct {
@@ -121,8 +122,8 @@ type mRule struct {
 	app     string
 	kind    mKind
 	spec    *mSpec // the first policy that manages the name
-	codec   *cookie.Codec
-	long    *cookie.Codec
+	codec   Codec
+	long    Codec
 	prefix  string // the browser holds prefix+app
 	split   int
 	consent *mSpec // the policy whose gates the name waits for; nil: none
@@ -502,7 +503,7 @@ func mFlaskValid(r *mRule, v string) (map[string]string, bool) {
 	if err != nil {
 		return nil, false
 	}
-	fields, err := cookie.FlaskSessionFields(d.Value)
+	fields, err := itsdangerous.SessionFields(d.Value)
 	return fields, err == nil
 }
 

@@ -16,6 +16,26 @@ import (
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
 
+// Verifier checks values in one wire format: securecookie's (cookie.Codec), itsdangerous's
+// or Flask's (internal/itsdangerous). On error it returns one of the cookie package's
+// reasons.
+type Verifier interface {
+	AppendDecodeAt(dst []byte, name, value string, now int64) (cookie.Decoded, error)
+	// IsEncoded reports whether value has the format's shape, whatever its MAC says.
+	IsEncoded(value string) bool
+	// KeyCount is how many keys verify: a forged value costs one MAC each.
+	KeyCount() int
+	MaxLength() int
+}
+
+// Codec also signs, and says what signing costs.
+type Codec interface {
+	Verifier
+	AppendEncodeAt(dst []byte, name string, value []byte, ts int64) ([]byte, error)
+	EncodedLen(n int) int
+	Encrypted() bool
+}
+
 // Config is a configuration checked field by field (names are cookie tokens, patterns valid
 // globs, durations at least a second). New checks how its parts fit together.
 type Config struct {
@@ -25,10 +45,10 @@ type Config struct {
 	// signed, or signed and encrypted.
 	Sign, Encrypt []string
 	// SignCodec and EncryptCodec encode them; MaxAge is their codecs' max age.
-	SignCodec, EncryptCodec *cookie.Codec
+	SignCodec, EncryptCodec Codec
 	// LongSignCodec and LongEncryptCodec, the same with room for a split value (see
 	// CookieRule.Split; needed only then).
-	LongSignCodec, LongEncryptCodec *cookie.Codec
+	LongSignCodec, LongEncryptCodec Codec
 	// Cookies are the rules for the upstream's cookies, managed or not.
 	Cookies []CookieRule
 	// Formatted lists upstream cookies signed in another wire format (itsdangerous), each
@@ -61,10 +81,10 @@ type Config struct {
 	Refresh func() bool
 }
 
-// FormattedRule signs upstream cookies in the format of its codec (cookie.NewItsDangerousCodec).
+// FormattedRule signs upstream cookies in the format of its codec (itsdangerous.New).
 type FormattedRule struct {
 	Names []string
-	Codec *cookie.Codec
+	Codec Codec
 	// KeyID is equal for rules with the same format, salt and keys, and must not reveal them.
 	KeyID string
 }
@@ -74,7 +94,7 @@ type FormattedRule struct {
 // refused, or passed to the app.
 type Flask struct {
 	Name  string
-	Codec *cookie.Codec // cookie.NewFlaskSessionCodec
+	Codec Verifier // itsdangerous.NewSession
 	// Expose lists the session's top-level keys made available; HeaderPrefix ("" for none)
 	// names the request headers carrying them: X-Flask-Session-User-Id for user_id.
 	Expose       []string
@@ -116,7 +136,7 @@ const (
 // Visitor configures the visitor cookie.
 type Visitor struct {
 	Name        string
-	Codec       *cookie.Codec
+	Codec       Codec
 	MaxAge      time.Duration
 	Refresh     time.Duration
 	Domain      string
@@ -182,7 +202,7 @@ type Policy struct {
 
 type visitor struct {
 	name         string
-	codec        *cookie.Codec
+	codec        Codec
 	refresh      int64 // seconds
 	header       string
 	headerNorm   string
@@ -220,23 +240,23 @@ func New(c Config) (*Policy, error) {
 	if v := c.Visitor; v != nil {
 		p.visitor = newVisitor(v)
 		p.visitorRule = len(rules)
-		rules = append(rules, rule{pattern: v.Name, kind: kindVisitor, codec: v.Codec, field: "track " + v.Name,
+		rules = append(rules, rule{pattern: v.Name, kind: kindVisitor, codec: v.Codec, signer: v.Codec, field: "track " + v.Name,
 			base: part("keys", c.KeyID) + part("kind", "visitor") + part("track settings", v.Fingerprint)})
 	}
 	for _, l := range []struct {
 		kind        ruleKind
 		field       string
 		patterns    []string
-		codec, long *cookie.Codec
+		codec, long Codec
 	}{{kindEncrypt, "encrypt", c.Encrypt, c.EncryptCodec, c.LongEncryptCodec}, {kindSign, "sign", c.Sign, c.SignCodec, c.LongSignCodec}} {
 		for _, pat := range l.patterns {
-			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, long: l.long, maxAge: maxAge,
+			rules = append(rules, rule{pattern: pat, kind: l.kind, codec: l.codec, signer: l.codec, long: l.long, maxAge: maxAge,
 				field: l.field + " " + pat, base: part("keys", c.KeyID) + part("kind", l.field) + part("max_age", maxAge)})
 		}
 	}
 	for _, f := range c.Formatted {
 		for _, pat := range f.Names {
-			rules = append(rules, rule{pattern: pat, kind: kindFormatted, codec: f.Codec, maxAge: maxAge,
+			rules = append(rules, rule{pattern: pat, kind: kindFormatted, codec: f.Codec, signer: f.Codec, maxAge: maxAge,
 				field: "sign " + pat + " { format itsdangerous }", base: part("keys", f.KeyID) + part("kind", "itsdangerous") + part("max_age", maxAge)})
 		}
 	}

@@ -382,7 +382,7 @@ func (p *Policy) verify(res *result, r *rule, pr *pair, name, browser, value str
 	}
 	start := len(res.values)
 	d, err := codec.AppendDecodeAt(res.values, browser, value, now)
-	if err == cookie.ErrBadMAC && p.refresh != nil && !res.refreshed && codec.KeyRing() != nil {
+	if err == cookie.ErrBadMAC && p.refresh != nil && !res.refreshed && r.refreshable() {
 		res.refreshed = true
 		if p.refresh() {
 			res.macs += keys

@@ -379,7 +379,7 @@ func TestRebuildRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp = newTestPolicy(t, nil, func(c *Config) {
-		c.Refresh = func() bool { c.SignCodec.SetKeyRing(newKey); return true }
+		c.Refresh = func() bool { c.SignCodec.(*cookie.Codec).SetKeyRing(newKey); return true }
 	})
 	tp.rebuild(&res, []string{"session=" + fresh}, t0, nil, false)
 	if string(res.header) != "session=bob" || res.macs > maxMACs {

@@ -224,7 +224,7 @@ func (ps *Pass) rewriteLine(out []string, sc setCookie, blk *block) (_ []string,
 		return out, !ps.dropLine(sc.name, UnsafeValue)
 	}
 	browser := sc.name
-	codec := r.codec
+	codec := r.signer
 	if blk != nil {
 		browser = blk.Prefix + sc.name
 		if blk.Split {

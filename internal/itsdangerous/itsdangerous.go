@@ -1,4 +1,8 @@
-package cookie
+// Package itsdangerous answers how Python signs: the itsdangerous wire format (URLSafeSerializer,
+// URLSafeTimedSerializer) and Flask's session cookie on top of it, byte for byte, so that the
+// module issues values a Python service reads with itsdangerous alone and verifies a Flask
+// app's sessions at the edge.
+package itsdangerous
 
 // The itsdangerous wire format (itsdangerous 2.x: URLSafeSerializer, URLSafeTimedSerializer)
 // and Flask's session cookie on top of it, so the edge can read Flask sessions and issue
@@ -42,7 +46,25 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/signedcookies/caddy-signedcookies/cookie"
 )
+
+// The reasons a value fails and the decoded shape are the cookie package's, so that the
+// module reports every format alike.
+var (
+	ErrTooLong        = cookie.ErrTooLong
+	ErrMalformed      = cookie.ErrMalformed
+	ErrBadMAC         = cookie.ErrBadMAC
+	ErrExpired        = cookie.ErrExpired
+	ErrEncodedTooLong = cookie.ErrEncodedTooLong
+)
+
+// Decoded is a verified value.
+type Decoded = cookie.Decoded
+
+// DefaultMaxLength is the longest value accepted or produced: what browsers keep of a cookie.
+const DefaultMaxLength = cookie.DefaultMaxLength
 
 // dangerousDerivation is itsdangerous's Signer key_derivation.
 type dangerousDerivation int

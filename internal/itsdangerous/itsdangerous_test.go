@@ -1,4 +1,4 @@
-package cookie
+package itsdangerous
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signedcookies/caddy-signedcookies/cookie"
 	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/cputime"
 	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
@@ -891,7 +892,7 @@ func TestDangerousErrors(t *testing.T) {
 		{`.ImEi.aSYHoA`, "malformed"}, // "." but not zlib
 	} {
 		v := string(z.signer.appendSign([]byte(tc.payload), 0))
-		if _, err := z.appendLoads(nil, v, t0, -1); err == nil || err.(*DecodeError).Reason != tc.want {
+		if _, err := z.appendLoads(nil, v, t0, -1); err == nil || err.(*cookie.DecodeError).Reason != tc.want {
 			t.Errorf("%s: %v, want %s", tc.payload, err, tc.want)
 		}
 	}
@@ -1093,47 +1094,45 @@ func FuzzDangerousRoundTrip(f *testing.F) {
 	})
 }
 
-// The Codec shape over the itsdangerous formats: what the module uses.
-func TestFormatCodecs(t *testing.T) {
+// The shapes the module uses: a Codec for itsdangerous values, a Session for Flask's.
+func TestCodecAndSession(t *testing.T) {
 	keys := [][]byte{[]byte("new key"), []byte("old key")}
-	c, err := NewItsDangerousCodec(keys, "my-salt", Options{})
+	c, err := New(keys, "my-salt", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := c.Encode("my_cookie", []byte("my_value"))
-	if err != nil || !c.IsEncoded(v) || c.IsEncoded("my_value") || c.KeyCount() != 2 || c.KeyRing() != nil {
-		t.Fatalf("Encode: %q, %v; IsEncoded %v; KeyCount %d", v, err, c.IsEncoded(v), c.KeyCount())
+	b, err := c.AppendEncodeAt(nil, "my_cookie", []byte("my_value"), t0)
+	v := string(b)
+	if err != nil || !c.IsEncoded(v) || c.IsEncoded("my_value") || c.KeyCount() != 2 || c.Encrypted() {
+		t.Fatalf("encode: %q, %v; IsEncoded %v; KeyCount %d", v, err, c.IsEncoded(v), c.KeyCount())
 	}
-	d, err := c.Decode("my_cookie", v)
+	d, err := c.AppendDecodeAt(nil, "my_cookie", v, t0)
 	if err != nil || string(d.Value) != "my_value" || d.Key != 0 {
-		t.Fatalf("Decode: %+v, %v", d, err)
+		t.Fatalf("decode: %+v, %v", d, err)
 	}
-	old, _ := NewItsDangerousCodec(keys[1:], "my-salt", Options{})
-	ov, _ := old.Encode("x", []byte("v"))
-	if d, err := c.Decode("x", ov); err != nil || d.Key != 1 {
+	old, _ := New(keys[1:], "my-salt", 0)
+	ob, _ := old.AppendEncodeAt(nil, "x", []byte("v"), t0)
+	ov := string(ob)
+	if d, err := c.AppendDecodeAt(nil, "x", ov, t0); err != nil || d.Key != 1 {
 		t.Errorf("old key: %+v, %v", d, err)
 	}
-	if _, err := c.Decode("x", ov[:len(ov)-1]+"A"); err != ErrBadMAC && err != ErrMalformed {
+	if _, err := c.AppendDecodeAt(nil, "x", ov[:len(ov)-1]+"A", t0); err != ErrBadMAC && err != ErrMalformed {
 		t.Errorf("tampered: %v", err)
 	}
 	if len(v) > c.EncodedLen(len("my_value")) {
 		t.Errorf("EncodedLen %d under the real length %d", c.EncodedLen(8), len(v))
 	}
-	if _, err := NewItsDangerousCodec(keys, "s", Options{Encrypt: true}); err == nil {
-		t.Error("an encrypting itsdangerous codec")
-	}
-	timed, _ := NewItsDangerousCodec(keys, "s", Options{MaxAge: time.Hour, Now: at(t0)})
-	tv, _ := timed.Encode("x", []byte("v"))
-	late, _ := NewItsDangerousCodec(keys, "s", Options{MaxAge: time.Hour, Now: at(t0 + 3601)})
-	if _, err := late.Decode("x", tv); err != ErrExpired {
+	timed, _ := New(keys, "s", time.Hour)
+	tb, _ := timed.AppendEncodeAt(nil, "x", []byte("v"), t0)
+	if _, err := timed.AppendDecodeAt(nil, "x", string(tb), t0+3601); err != ErrExpired {
 		t.Errorf("timed value past max_age: %v", err)
 	}
-	f, err := NewFlaskSessionCodec(keys, "", Options{MaxAge: 31 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
+	if d, err := timed.AppendDecodeAt(nil, "x", string(tb), t0+60); err != nil || d.Signed != t0 {
+		t.Errorf("timed value within max_age: %+v, %v", d, err)
 	}
-	if _, err := f.Encode("session", []byte("{}")); err == nil {
-		t.Error("a Flask session codec issued a session")
+	s, err := NewSession(keys, "", 31*24*time.Hour)
+	if err != nil || s.KeyCount() != 2 || s.MaxLength() != DefaultMaxLength {
+		t.Fatalf("NewSession: %v", err)
 	}
 }
 

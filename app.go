@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 // keyRingAppID is the app that starts the storage key rings: Caddy starts apps only when a
@@ -24,7 +26,7 @@ func init() {
 // needs no configuration.
 // A config's handlers are provisioned one at a time, and the app starts after them: no lock.
 type keyRingApp struct {
-	rings []*sharedRing
+	rings []*keyring.Ring
 }
 
 // CaddyModule returns the Caddy module information.
@@ -32,17 +34,17 @@ func (keyRingApp) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: keyRingAppID, New: func() caddy.Module { return new(keyRingApp) }}
 }
 
-func (a *keyRingApp) add(sr *sharedRing) {
-	if !slices.Contains(a.rings, sr) {
-		a.rings = append(a.rings, sr)
+func (a *keyRingApp) add(r *keyring.Ring) {
+	if !slices.Contains(a.rings, r) {
+		a.rings = append(a.rings, r)
 	}
 }
 
 // Start brings each ring's storage up to date and starts its re-reads.
 func (a *keyRingApp) Start() error {
 	var errs []string
-	for _, sr := range a.rings {
-		if err := sr.start(); err != nil {
+	for _, r := range a.rings {
+		if err := r.Start(); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}

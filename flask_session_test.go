@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 var (
@@ -715,10 +717,7 @@ func TestItsDangerousForgeryNoWait(t *testing.T) {
 func onDemandReads() int {
 	n := 0
 	rings.Range(func(_, v any) bool {
-		sr := v.(*sharedRing)
-		sr.onDemand.mu.Lock()
-		n += sr.onDemand.reads
-		sr.onDemand.mu.Unlock()
+		n += v.(*keyring.Ring).OnDemandReads()
 		return true
 	})
 	return n

@@ -26,12 +26,13 @@
 //	examples_test.go, examples_flask_test.go   the example configs, run
 //	security_test.go         the guarantees of SECURITY.md that need their own tests
 //	keys_test.go             configured secrets, rotation, realms, reloads
-//	keyring_test.go          the storage key ring (unit); keyring_fault_test.go: across processes
+//	keyring_fault_test.go    the storage key ring on bad days, across processes (its unit tests
+//	                         are internal/keyring's)
 //	ops_test.go              metrics, placeholders, logs, privacy gates
 //	command_test.go          the caddy signed-cookies command
 //	caddyfile_test.go        Caddyfile parsing and golden adapt files
 //	helpers_unit_test.go     the pure helpers: config checks, Caddyfile readers, the composition
-//	                         walk's pieces, isHTTPS, errorStatus, placeholders, storageName
+//	                         walk's pieces, isHTTPS, errorStatus, placeholders
 //	browser_test.go, browser_cookies_test.go   what Chromium decides
 //	bench_test.go, allocs_test.go   benchmarks and allocation counts
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 // echoUpstream answers with the visitor ID the module sent and whether it was issued on
@@ -144,7 +145,7 @@ func TestMixedCheckIntervalsAcrossProcesses(t *testing.T) {
 	dir := t.TempDir()
 	up := echoUpstream(t)
 	b := startCaddy(t, ringSite(up, "rotate 1h\ncheck_interval 3s", ""), withStorage(dir), asProcess())
-	awaitRing(t, dir, "B's check_interval", func(f keyRingFile) bool { return f.CheckInterval == 3*time.Second })
+	awaitRing(t, dir, "B's check_interval", func(f keyring.File) bool { return f.CheckInterval == 3*time.Second })
 	a := startCaddy(t, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
 
 	h := handOff(t, a, b, dir, 25*time.Second, func(h *handOffs) bool {
@@ -171,13 +172,13 @@ func TestOnDemandRereadAcrossProcesses(t *testing.T) {
 	up := echoUpstream(t)
 	b := startCaddy(t, ringSite(up, "rotate 2h\ncheck_interval 1h", ""), withGlobals("log {\n\t\tlevel INFO\n\t}"), withStorage(dir), asProcess())
 	cmdB := b.Cmd
-	f := awaitRing(t, dir, "B's check_interval", func(f keyRingFile) bool { return f.CheckInterval == time.Hour })
+	f := awaitRing(t, dir, "B's check_interval", func(f keyring.File) bool { return f.CheckInterval == time.Hour })
 	f.CheckInterval = 200 * time.Millisecond
 	writeRingFile(t, dir, f)
 	a := startCaddy(t, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
 	// B stores its interval again at its first re-read (on demand, or its hourly tick), so the
 	// forgeries, which make it re-read, start once A has rotated with the low one
-	rotated := awaitRing(t, dir, "a rotation", func(f keyRingFile) bool { return len(f.Secrets) == 2 })
+	rotated := awaitRing(t, dir, "a rotation", func(f keyring.File) bool { return len(f.Secrets) == 2 })
 	if n := rotated.Secrets[0]; n.Active.Sub(n.Created) > 4*time.Second {
 		t.Fatalf("setup: the rotation waits %v, not two of the stored 200ms", n.Active.Sub(n.Created))
 	}
@@ -241,12 +242,12 @@ func TestOnDemandRereadAcrossProcesses(t *testing.T) {
 func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 	dir := t.TempDir()
 	up := echoUpstream(t)
-	ringPath := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+	ringPath := filepath.Join(dir, filepath.FromSlash(keyring.StorageKey))
 	// check_interval 20s: within this test, only on-demand re-reads and reloads make A
 	// re-read storage
 	opts := "rotate 1h\ncheck_interval 20s"
 	a := startCaddy(t, ringSite(up, opts, "one"), withStorage(dir), asProcess())
-	a1 := awaitRing(t, dir, "A's first secret", func(keyRingFile) bool { return true }).Secrets[0].Secret
+	a1 := awaitRing(t, dir, "A's first secret", func(keyring.File) bool { return true }).Secrets[0].Secret
 
 	type issued struct{ by, id, cookie string }
 	var cookies []issued
@@ -265,7 +266,7 @@ func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startCaddy(t, ringSite(up, opts, ""), withStorage(dir), asProcess())
-	fresh := awaitRing(t, dir, "B's fresh ring", func(keyRingFile) bool { return true })
+	fresh := awaitRing(t, dir, "B's fresh ring", func(keyring.File) bool { return true })
 	b1 := fresh.Secrets[0].Secret
 	if len(fresh.Secrets) != 1 || b1 == a1 {
 		t.Fatalf("B should have found no ring and made one with a new secret: %d secrets", len(fresh.Secrets))
@@ -276,7 +277,7 @@ func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 			t.Errorf("A rejected a cookie B signed with its fresh ring's first secret (ID %s, new %v)", got.id, got.isNew)
 		}
 	}
-	awaitRing(t, dir, "A's secret put back", func(f keyRingFile) bool {
+	awaitRing(t, dir, "A's secret put back", func(f keyring.File) bool {
 		return ringHas(f, a1) && ringHas(f, b1)
 	})
 
@@ -313,7 +314,7 @@ func TestKeyRingDeletedUnderRunningInstances(t *testing.T) {
 	}
 }
 
-func ringHas(f keyRingFile, secret string) bool {
+func ringHas(f keyring.File, secret string) bool {
 	for _, s := range f.Secrets {
 		if s.Secret == secret {
 			return true
@@ -330,11 +331,11 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 	up := echoUpstream(t)
 	for _, tc := range []struct {
 		name   string
-		damage func(t *testing.T, dir string, good keyRingFile)
+		damage func(t *testing.T, dir string, good keyring.File)
 		want   string
 	}{
-		{"300 MB", func(t *testing.T, dir string, _ keyRingFile) {
-			p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+		{"300 MB", func(t *testing.T, dir string, _ keyring.File) {
+			p := filepath.Join(dir, filepath.FromSlash(keyring.StorageKey))
 			fh, err := os.Create(p + ".big")
 			if err != nil {
 				t.Fatal(err)
@@ -347,19 +348,19 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "is 314572800 bytes, more than a key ring can be (65536 at most): refusing to read it"},
-		{"duplicate secret, rotation due", func(t *testing.T, dir string, good keyRingFile) {
+		{"duplicate secret, rotation due", func(t *testing.T, dir string, good keyring.File) {
 			s := good.Secrets[0]
 			s.Created = s.Created.AddDate(0, 0, -2)
-			writeRingFile(t, dir, keyRingFile{Version: keyRingVersion, Keep: good.Keep, CheckInterval: good.CheckInterval,
-				Secrets: []storedSecret{s, {Secret: fixedSecret("damaged"), Created: s.Created}, s}})
+			writeRingFile(t, dir, keyring.File{Version: keyring.Version, Keep: good.Keep, CheckInterval: good.CheckInterval,
+				Secrets: []keyring.Secret{s, {Secret: fixedSecret("damaged"), Created: s.Created}, s}})
 		}, "secret 3 duplicates secret 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+			p := filepath.Join(dir, filepath.FromSlash(keyring.StorageKey))
 			a := startCaddy(t, ringSite(up, "rotate 1h\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
 			cmd := a.Cmd
-			good := awaitRing(t, dir, "a ring", func(keyRingFile) bool { return true })
+			good := awaitRing(t, dir, "a ring", func(keyring.File) bool { return true })
 			before := visitWith(t, a.URL, "")
 
 			tc.damage(t, dir, good)
@@ -368,7 +369,7 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 			var damagedBytes []byte
-			if damaged.Size() < maxRingFileBytes {
+			if damaged.Size() < keyring.MaxFileBytes {
 				damagedBytes = ringFileBytes(t, dir)
 			}
 			awaitLog(t, cmd, tc.want)
@@ -392,7 +393,7 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 				t.Fatal("a new instance started on the damaged key ring")
 			}
 			out := err.Error()
-			if !strings.Contains(out, "key ring in storage: "+keyRingStorageKey) || !strings.Contains(out, tc.want) || !strings.Contains(out, "move it away") {
+			if !strings.Contains(out, "key ring in storage: "+keyring.StorageKey) || !strings.Contains(out, tc.want) || !strings.Contains(out, "move it away") {
 				t.Errorf("a new instance's error does not name the problem and the fix:\n%s", out)
 			}
 

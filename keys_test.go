@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 func TestSecretValidation(t *testing.T) {
@@ -144,7 +145,7 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	}
 	a := startCaddy(t, body("3s"), withStorage(storage), asProcess())
 	// Caddy may start listening before the key ring app has stored the ring
-	created := awaitRing(t, storage, "a first secret", func(keyRingFile) bool { return true })
+	created := awaitRing(t, storage, "a first secret", func(keyring.File) bool { return true })
 	if len(created.Secrets) != 1 {
 		t.Fatalf("first instance should create a ring with one secret, got %d", len(created.Secrets))
 	}
@@ -162,7 +163,7 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	}
 
 	// A rotates (its interval is 3s); wait for the stored ring to have a second secret.
-	var rotated keyRingFile
+	var rotated keyring.File
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		rotated = readStoredRing(t, storage)
@@ -333,14 +334,14 @@ func TestKeyRingGoroutineEnds(t *testing.T) {
 func keyRingGoroutines() int {
 	var b bytes.Buffer
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-	return strings.Count(b.String(), "(*sharedRing).run")
+	return strings.Count(b.String(), "keyring.(*Ring).run")
 }
 
 // A damaged key ring object fails the load with an error saying what to do; it is never
 // overwritten (that would invalidate every cookie in the cluster).
 func TestCorruptStoredKeyRing(t *testing.T) {
 	storage := t.TempDir()
-	path := filepath.Join(storage, filepath.FromSlash(keyRingStorageKey))
+	path := filepath.Join(storage, filepath.FromSlash(keyring.StorageKey))
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestCorruptStoredKeyRing(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := loadCaddyErr(t, "\tsigned_cookies\n\trespond ok", withStorage(storage))
-		if err == nil || !strings.Contains(err.Error(), "signed_cookies: key ring in storage: "+keyRingStorageKey) {
+		if err == nil || !strings.Contains(err.Error(), "signed_cookies: key ring in storage: "+keyring.StorageKey) {
 			t.Errorf("%q: error %v, want one naming the key ring object", content, err)
 		}
 		if b, _ := os.ReadFile(path); string(b) != content {

@@ -40,7 +40,8 @@ func (a *keyRingApp) add(r *keyring.Ring) {
 	}
 }
 
-// Start brings each ring's storage up to date and starts its re-reads.
+// Start brings each ring's storage up to date and starts its re-reads. Only a ring that cannot
+// be read or used fails it: one storage does not take is served from memory (keyring.Ring.Start).
 func (a *keyRingApp) Start() error {
 	var errs []string
 	for _, r := range a.rings {

@@ -11,6 +11,7 @@
 //	harness_cookies_test.go  codecs, Set-Cookie and Cookie parsing and checks, common sites
 //	harness_flask_test.go    the Flask app of examples/flask and Python's itsdangerous
 //	harness_keyring_test.go  the storage key ring file: read, write, await
+//	harness_storage_test.go  storage modules for the key ring's bad days (writes fail, reads stall)
 //	request_test.go          what the upstream sees: Cookie rebuilt, forged and look-alike
 //	                         cookies, smuggling, the ID header, Connection, 431, on_invalid reject
 //	response_test.go         what the client gets: Set-Cookie signed, kept byte for byte or

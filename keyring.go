@@ -55,7 +55,7 @@ func useStorageRing(ctx caddy.Context, h *Handler, realm string) (*ringUse, erro
 		}
 	}
 	v, _, err := rings.LoadOrNew(id, func() (caddy.Destructor, error) {
-		return keyring.New(stor, keyring.Options{Logger: caddy.Log().Named("signed_cookies.keyring")}), nil
+		return keyring.New(stor, keyring.Options{Logger: caddy.Log().Named("signed_cookies.keyring"), OnError: countKeyringError}), nil
 	})
 	if err != nil {
 		return nil, err

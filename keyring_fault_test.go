@@ -7,8 +7,10 @@ package signedcookies
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -412,4 +414,95 @@ func TestDamagedKeyRingUnderRunningInstance(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// A storage that holds a good ring but takes no write (read-only, or full) stops nothing: the
+// config starts and reloads, cookies are issued and verified, and a write that is due (a
+// rotation, or with no ring at all the ring itself, then held in memory) is retried at every
+// re-read, logged once however often it fails (and again at each config start), and counted.
+func TestKeyRingOnStorageThatTakesNoWrite(t *testing.T) {
+	up := echoUpstream(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, tc := range []struct {
+		name, fail string
+		ring       *keyring.File // stored before Caddy starts
+		op, msg    string        // the metric's op and the log line; "" when nothing is written
+	}{
+		{"read-only, nothing due", "readonly", &keyring.File{Version: keyring.Version, Keep: 400 * day, CheckInterval: 200 * time.Millisecond,
+			Secrets: []keyring.Secret{{Secret: fixedSecret("read-only"), Created: now, Active: now}}}, "", ""},
+		{"read-only, rotation due", "readonly", &keyring.File{Version: keyring.Version, Keep: 400 * day, CheckInterval: 200 * time.Millisecond,
+			Secrets: []keyring.Secret{{Secret: fixedSecret("read-only"), Created: now.Add(-31 * day)}}}, "lock", "key ring update not stored; keeping the keys in use"},
+		{"full, rotation due", "full", &keyring.File{Version: keyring.Version, Keep: 400 * day, CheckInterval: 200 * time.Millisecond,
+			Secrets: []keyring.Secret{{Secret: fixedSecret("full"), Created: now.Add(-31 * day)}}}, "store", "key ring update not stored; keeping the keys in use"},
+		{"read-only, no ring", "readonly", nil, "lock", "no key ring in storage, and storing one failed: signing with a key ring held in memory only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.ring != nil {
+				writeRingFile(t, dir, *tc.ring)
+			}
+			before := ringFileState(t, dir)
+			opts := fmt.Sprintf("rotate 30d\ncheck_interval 200ms\nstorage test_failing %s %s", dir, tc.fail)
+			ci := startCaddy(t, ringSite(up, opts, "one"), asProcess())
+			first := visitWith(t, ci.URL, "")
+			if !first.isNew || first.cookie == "" {
+				t.Fatalf("no visitor cookie issued: %+v", first)
+			}
+			if tc.ring != nil && signer(t, *tc.ring, first.cookie) != tc.ring.Secrets[0].Secret {
+				t.Error("the cookie is not signed with the stored ring")
+			}
+			metric := fmt.Sprintf(`caddy_signed_cookies_keyring_errors_total{op="%s"}`, tc.op)
+			if tc.op != "" {
+				// a few re-reads retry the write
+				deadline := time.Now().Add(10 * time.Second)
+				for scrapeMetrics(t, ci.AdminAddr)[metric] < 4 {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s never reached 4: %v", metric, scrapeMetrics(t, ci.AdminAddr))
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+
+			postLoad(t, ci.AdminAddr, adapt(t, strings.Replace(ci.Caddyfile, "X-Config one", "X-Config two", 1)))
+			awaitConfig(t, ci.URL+"/", "X-Config", "two")
+			for _, v := range []visit{first, visitWith(t, ci.URL, "")} {
+				if got := visitWith(t, ci.URL, v.cookie); got.id != v.id || got.isNew {
+					t.Errorf("a cookie issued by this instance was refused after the reload: ID %s (new %v), want %s", got.id, got.isNew, v.id)
+				}
+			}
+
+			log := caddyLog(t, ci.Cmd)
+			counted := scrapeMetrics(t, ci.AdminAddr)
+			t.Logf("%s: errors counted %v", tc.name, counted[metric])
+			switch {
+			case tc.op == "":
+				if strings.Contains(log, `"level":"error"`) || len(counted) != 0 && counted[metric] != 0 {
+					t.Errorf("errors with nothing to write:\n%s", log)
+				}
+			default:
+				if n := strings.Count(log, `"msg":"`+tc.msg); n != 2 {
+					t.Errorf("logged %q %d times, want twice (each config start; the re-reads in between say nothing new):\n%s", tc.msg, n, log)
+				}
+				if want := map[string]string{"lock": "read-only file system", "store": "no space left on device"}[tc.op]; !strings.Contains(log, want) {
+					t.Errorf("the log does not carry the storage's error %q:\n%s", want, log)
+				}
+			}
+			if after := ringFileState(t, dir); after != before {
+				t.Errorf("the stored ring changed: %q, then %q", before, after)
+			}
+		})
+	}
+}
+
+// ringFileState is the stored ring's bytes, "" when there is none.
+func ringFileState(t testing.TB, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyring.StorageKey)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -27,4 +27,10 @@
 //     makes a fresh one and knows the old secrets only once a running instance put them back.
 //   - Pruning after Keep and the cap of MaxSecrets (oldest first, logged) are the only ways a
 //     secret leaves. A stored ring that fails its checks is never written over.
+//   - Starting needs no write: the storage lock is taken only when storage lacks something
+//     (a ring, a secret, a setting, a due rotation). A write that fails (a read-only or full
+//     storage, a lock that cannot be taken) stops nothing: the keys in memory stay in use, the
+//     error is logged once a minute and counted (Options.OnError), and every re-read retries.
+//     With no ring in storage, that is a fresh ring held in memory only: other instances do not
+//     accept its cookies, and a restart forgets it, until storage takes it.
 package keyring

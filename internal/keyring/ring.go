@@ -25,7 +25,8 @@ const (
 	// syncTimeout bounds one update of storage (the lock included): a config start or a tick
 	// never hangs on a storage module that honours its context.
 	syncTimeout = time.Minute
-	// errorLogEvery is how often the same refresh error is logged again.
+	// errorLogEvery is how often the same storage error is logged again: a storage that stays
+	// read-only or full fails at every re-read.
 	errorLogEvery = time.Minute
 	// idleEvery is how often a ring with no handler left re-reads (until it stops).
 	idleEvery = time.Minute
@@ -34,6 +35,9 @@ const (
 // Options are what a Ring reports to.
 type Options struct {
 	Logger *zap.Logger
+	// OnError, when set, is called for every storage operation that failed ("read", "lock",
+	// "store"), to count it; logs are rate-limited, counts are not.
+	OnError func(op string)
 }
 
 // Ring is the key ring of one storage in a process, shared by every handler using that
@@ -41,6 +45,7 @@ type Options struct {
 type Ring struct {
 	storage certmagic.Storage
 	logger  *zap.Logger
+	onError func(op string)
 	now     func() time.Time
 	life    context.Context // ends with Destruct
 	end     context.CancelFunc
@@ -57,6 +62,7 @@ type Ring struct {
 	order   []string // the secrets in use, signer first
 	derived map[string]*cookie.KeyRing
 	started bool
+	failing bool   // the last write storage needed failed
 	lastErr string // the last error logged, and when
 	lastAt  time.Time
 
@@ -76,7 +82,7 @@ type Use struct {
 
 // New is the ring of stor; it reads nothing until a handler joins it.
 func New(stor certmagic.Storage, o Options) *Ring {
-	r := &Ring{storage: stor, logger: o.Logger, now: time.Now,
+	r := &Ring{storage: stor, logger: o.Logger, onError: o.OnError, now: time.Now,
 		users: map[*Use]struct{}{}, known: map[string]Secret{}, seen: map[string]time.Time{},
 		derived: map[string]*cookie.KeyRing{}, wake: make(chan struct{}, 1)}
 	if r.logger == nil {
@@ -172,7 +178,9 @@ func (r *Ring) settings() Settings {
 }
 
 // Start brings storage up to date (create, restore, record this process's settings, rotate
-// when due) and starts the re-reads. Called when a config using the ring starts.
+// when due), taking the storage lock only when it must write, and starts the re-reads. Called
+// when a config using the ring starts. A ring that cannot be read, or must not be used, fails
+// it; a write that fails does not: the keys in memory stay in use, and every re-read retries.
 func (r *Ring) Start() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -180,12 +188,16 @@ func (r *Ring) Start() (err error) {
 			err = fmt.Errorf("key ring in storage: panic: %v", p)
 		}
 	}()
-	_, writeErr, err := r.sync(r.life, false)
-	if err = cmp.Or(err, writeErr); err != nil {
+	_, writeErr, err := r.sync(r.life, true)
+	if err != nil {
 		return fmt.Errorf("key ring in storage: %v", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if writeErr != nil {
+		r.lastAt = time.Time{} // a config start always says so
+		r.logWriteError(writeErr)
+	}
 	if !r.started {
 		r.started = true
 		go r.run(r.life)
@@ -231,8 +243,11 @@ func (r *Ring) tick(ctx context.Context) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err = cmp.Or(err, writeErr); err != nil {
+	if err != nil {
 		r.logError("key ring refresh failed; keeping the keys in use", err)
+	}
+	if writeErr != nil {
+		r.logWriteError(writeErr)
 	}
 }
 
@@ -243,13 +258,38 @@ func (r *Ring) wakeLoop() {
 	}
 }
 
-// logError logs a refresh error, the same one again only after errorLogEvery. r.mu held.
-func (r *Ring) logError(msg string, err error) {
-	now := time.Now()
-	if e := err.Error(); e != r.lastErr || now.Sub(r.lastAt) >= errorLogEvery {
-		r.lastErr, r.lastAt = e, now
-		r.logger.Error(msg, zap.Error(err))
+// count reports a failed storage operation.
+func (r *Ring) count(op string) {
+	if r.onError != nil {
+		r.onError(op)
 	}
+}
+
+// logError logs a storage error, the same one again only after errorLogEvery. r.mu held.
+func (r *Ring) logError(msg string, err error, fields ...zap.Field) {
+	now := time.Now()
+	if e := msg + err.Error(); e != r.lastErr || now.Sub(r.lastAt) >= errorLogEvery {
+		r.lastErr, r.lastAt = e, now
+		r.logger.Error(msg, append(fields, zap.Error(err))...)
+	}
+}
+
+// logWriteError logs a write storage needed and did not take. r.mu held.
+func (r *Ring) logWriteError(err error) {
+	if !r.stored {
+		r.logError("no key ring in storage, and storing one failed: signing with a key ring held in memory only; "+
+			"other instances sharing the storage do not accept its cookies, and a restart forgets it (visitors get new IDs); retrying at every re-read",
+			err, zap.String("key", StorageKey), zap.String("storage", StorageName(r.storage)))
+		return
+	}
+	r.logError("key ring update not stored; keeping the keys in use and retrying at every re-read", err,
+		zap.Strings("pending", r.pending()), zap.String("storage", StorageName(r.storage)))
+}
+
+// pending is what storage lacks. r.mu held.
+func (r *Ring) pending() []string {
+	_, why, _ := r.merge(r.file)
+	return why
 }
 
 // sync updates storage (see update) and gives the codecs the new keys when they changed.
@@ -307,13 +347,24 @@ func (r *Ring) derive(realm string) *cookie.KeyRing {
 
 // update reads storage and, when it must change, writes it under the storage lock, reading
 // it again once locked (another instance may have done the work). readFirst keeps the lock
-// off the usual tick, where nothing changes. err is a ring that cannot be read or must not be
-// used (never written over); writeErr a write that failed (lock or store).
+// away when nothing is to be written, so that a read-only storage holding a good ring serves.
+// err is a ring that cannot be read or must not be used (never written over); writeErr a
+// write that failed (lock or store): the keys known stay in use.
 func (r *Ring) update(ctx context.Context, readFirst bool) (writeErr, err error) {
+	defer func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err == nil && writeErr == nil {
+			r.failing = false
+		} else if writeErr != nil {
+			r.failing = true
+		}
+	}()
 	if readFirst {
 		f, err := Read(ctx, r.storage)
 		missing := errors.Is(err, fs.ErrNotExist)
 		if err != nil && !missing {
+			r.count("read")
 			return nil, err
 		}
 		r.mu.Lock()
@@ -330,6 +381,7 @@ func (r *Ring) update(ctx context.Context, readFirst bool) (writeErr, err error)
 		}
 	}
 	if err := r.storage.Lock(ctx, LockName); err != nil {
+		r.count("lock")
 		return fmt.Errorf("taking the storage lock %q: %v", LockName, err), nil
 	}
 	defer func() {
@@ -340,6 +392,7 @@ func (r *Ring) update(ctx context.Context, readFirst bool) (writeErr, err error)
 	f, err := Read(ctx, r.storage)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !missing {
+		r.count("read")
 		return nil, err
 	}
 	r.mu.Lock()
@@ -355,6 +408,7 @@ func (r *Ring) update(ctx context.Context, readFirst bool) (writeErr, err error)
 		r.mu.Unlock()
 		return nil, nil
 	}
+	wasFailing := r.failing
 	r.mu.Unlock()
 	switch {
 	case restoring:
@@ -367,6 +421,7 @@ func (r *Ring) update(ctx context.Context, readFirst bool) (writeErr, err error)
 		return nil, fmt.Errorf("refusing to store a key ring that would not load: %v", err)
 	}
 	if err := store(ctx, r.storage, merged); err != nil {
+		r.count("store")
 		return fmt.Errorf("storing the key ring: %v", err), nil
 	}
 	r.mu.Lock()
@@ -376,6 +431,9 @@ func (r *Ring) update(ctx context.Context, readFirst bool) (writeErr, err error)
 	if dropped > 0 {
 		r.logger.Warn("key ring full: dropped its oldest secrets although cookies they signed may still be valid; rotate less often",
 			zap.Int("dropped", dropped), zap.Int("max_secrets", MaxSecrets))
+	}
+	if wasFailing {
+		r.logger.Info("storage takes the key ring again", zap.String("storage", StorageName(r.storage)))
 	}
 	r.logger.Info("key ring stored", zap.String("key", StorageKey), zap.Strings("changes", why), zap.Int("secrets", len(merged.Secrets)))
 	return nil, nil

@@ -9,12 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -299,98 +299,83 @@ func TestDamagedKeyRingNotRewritten(t *testing.T) {
 	}
 }
 
-// When the storage lock cannot be taken, the error says so and carries the storage's own
-// error: at a config start (which fails) and on a tick (logged; the keys in use stay).
-func TestStorageLockFailure(t *testing.T) {
-	dir := t.TempDir()
-	lockErr := errors.New("dial tcp 10.0.0.7:6379: connect: connection refused")
-	stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}, lockErr: lockErr}
+// A write storage does not take (a lock that cannot be taken, a store that fails as on a
+// read-only or full disk) fails nothing: the start succeeds, the keys in memory stay in use,
+// the error is logged once however many re-reads retry it, counted at each, and the write
+// goes through at the first re-read once storage takes it.
+func TestStorageWriteFailures(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	use := Use{Rotate: time.Hour, Check: time.Minute, Keep: 24 * time.Hour}
-	want := `taking the storage lock "signed_cookies_keyring": ` + lockErr.Error()
-
-	fresh := testRing(t, stor, &now, use)
-	if err := fresh.Start(); err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("start with a failing lock: %v, want it to say %q", err, want)
-	}
-
-	writeRingFile(t, dir, File{Version: Version, Keep: 24 * time.Hour, CheckInterval: time.Minute, Secrets: []Secret{{Secret: testSecret, Created: now}}})
-	logger, logs := observed()
-	sr := testRingLog(t, stor, &now, logger, use)
-	keys := slices.Clone(sr.order)
-	now = now.Add(2 * time.Hour) // due
-	sr.tick(context.Background())
-	sr.tick(context.Background())
-	got := logs.FilterMessageSnippet("key ring refresh failed").AllUntimed()
-	if len(got) != 1 || !strings.Contains(fmt.Sprint(got[0].ContextMap()["error"]), want) {
-		t.Errorf("logged %v, want one error saying %q", got, want)
-	}
-	if !slices.Equal(sr.order, keys) {
-		t.Error("the keys in use changed")
-	}
-}
-
-// Cookies with unknown keys make a shared ring re-read storage at most once a second, however
-// many arrive; each waits for a read that starts after it arrived, so a secret stored a
-// moment ago is found even right after another re-read; and these reads never lock or write.
-func TestOnDemandReads(t *testing.T) {
-	dir := t.TempDir()
-	stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}}
-	now := time.Now()
-	sr := testRing(t, stor, &now, Use{Rotate: time.Hour, Check: time.Hour, Keep: time.Hour})
-	mustSync(t, sr)
-	u := &Use{ring: sr}
-	stor.loads.Store(0)
-	stor.locks.Store(0)
-	stor.stores.Store(0)
-
-	// a flood of forged cookies from 16 clients for 2.5 s
-	const flood = 2500 * time.Millisecond
-	start := time.Now()
-	var calls, slowest atomic.Int64
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Since(start) < flood {
-				t0 := time.Now()
-				if !u.ReadOnDemand() {
-					t.Error("an on-demand re-read failed")
-				}
-				calls.Add(1)
-				if d := int64(time.Since(t0)); d > slowest.Load() {
-					slowest.Store(d)
-				}
+	lockErr := errors.New("dial tcp 10.0.0.7:6379: connect: connection refused")
+	fullErr := &fs.PathError{Op: "write", Path: "keyring.json", Err: syscall.ENOSPC}
+	for _, tc := range []struct {
+		name          string
+		ring          bool // a ring is stored (due for rotation), or none
+		lock, store   error
+		want, message string
+	}{
+		{"lock, rotation due", true, lockErr, nil, `taking the storage lock "signed_cookies_keyring": ` + lockErr.Error(), "key ring update not stored; keeping the keys in use"},
+		{"full, rotation due", true, nil, fullErr, "storing the key ring: write keyring.json: no space left on device", "key ring update not stored; keeping the keys in use"},
+		{"lock, no ring", false, lockErr, nil, `taking the storage lock "signed_cookies_keyring": ` + lockErr.Error(), "no key ring in storage, and storing one failed: signing with a key ring held in memory only"},
+		{"full, no ring", false, nil, fullErr, "no space left on device", "no key ring in storage, and storing one failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}, lockErr: tc.lock, storeErr: tc.store}
+			if tc.ring {
+				writeRingFile(t, dir, File{Version: Version, Keep: use.Keep, CheckInterval: use.Check, Secrets: []Secret{{Secret: testSecret, Created: now.Add(-2 * time.Hour)}}})
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	reads := stor.loads.Load()
-	t.Logf("%d on-demand requests in %v: %d storage reads, the slowest waited %v", calls.Load(), elapsed.Round(time.Millisecond), reads, time.Duration(slowest.Load()).Round(time.Millisecond))
-	if max := int64(elapsed/onDemandEvery) + 1; reads > max || reads < 2 {
-		t.Errorf("%d storage reads in %v, want 2 to %d", reads, elapsed, max)
-	}
-	// the next read comes within one interval: slack for a busy machine, short of a second one
-	if d := time.Duration(slowest.Load()); d > onDemandEvery+900*time.Millisecond {
-		t.Errorf("a request waited %v for its re-read", d)
-	}
-	if stor.locks.Load() != 0 || stor.stores.Load() != 0 {
-		t.Errorf("on-demand re-reads locked (%d) or wrote (%d) storage", stor.locks.Load(), stor.stores.Load())
+			var counted []string
+			logger, logs := observed()
+			sr := New(stor, Options{Logger: logger, OnError: func(op string) { counted = append(counted, op) }})
+			sr.now = func() time.Time { return now }
+			t.Cleanup(func() { _ = sr.Destruct() })
+			u := use
+			if err := sr.Join(context.Background(), &u); err != nil {
+				t.Fatal(err)
+			}
+			keys := slices.Clone(sr.order)
+			if err := sr.Start(); err != nil {
+				t.Fatalf("the start failed: %v", err)
+			}
+			for range 3 {
+				sr.tick(context.Background())
+			}
+			got := logs.FilterMessageSnippet(tc.message).AllUntimed()
+			if len(got) != 1 || got[0].Level != zap.ErrorLevel || !strings.Contains(fmt.Sprint(got[0].ContextMap()["error"]), tc.want) {
+				t.Errorf("logged %v, want one error saying %q", logs.AllUntimed(), tc.want)
+			}
+			op := map[bool]string{true: "lock", false: "store"}[tc.lock != nil]
+			if len(counted) != 4 || slices.ContainsFunc(counted, func(s string) bool { return s != op }) {
+				t.Errorf("counted %v, want %q at the start and at each of 3 re-reads", counted, op)
+			}
+			if !slices.Equal(sr.order, keys) {
+				t.Error("the keys in use changed")
+			}
+
+			stor.lockErr, stor.storeErr = nil, nil // storage takes writes again
+			sr.tick(context.Background())
+			f := storedRing(t, stor)
+			if tc.ring && len(f.Secrets) != 2 || !tc.ring && !slices.Equal(secretsOf(f), keys) {
+				t.Errorf("once storage takes writes: stored %d secrets, want the rotation or the ring in memory", len(f.Secrets))
+			}
+			if logs.FilterMessageSnippet("storage takes the key ring again").Len() != 1 {
+				t.Error("the recovery was not logged")
+			}
+		})
 	}
 
-	// another instance rotates just after a re-read: the next request still finds the secret
-	u.ReadOnDemand()
-	f := storedRing(t, stor)
-	added := fixedSecret("rotated in elsewhere")
-	f.Secrets = append([]Secret{{Secret: added, Created: time.Now().UTC()}}, f.Secrets...)
-	writeRingFile(t, dir, *f)
-	if !u.ReadOnDemand() {
-		t.Fatal("the re-read failed")
+	// A stored ring that needs no write: nothing is locked or stored at all.
+	dir := t.TempDir()
+	stor := &countingStorage{Storage: &certmagic.FileStorage{Path: dir}, lockErr: lockErr, storeErr: fullErr}
+	writeRingFile(t, dir, File{Version: Version, Keep: use.Keep, CheckInterval: use.Check, Secrets: []Secret{{Secret: testSecret, Created: now}}})
+	sr := testRing(t, stor, &now, use)
+	if err := sr.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Contains(sr.order, added) {
-		t.Error("a secret stored before the cookie arrived was not found: the re-read started before the request")
+	sr.tick(context.Background())
+	if stor.locks.Load() != 0 || stor.stores.Load() != 0 {
+		t.Errorf("a ring that needs no write: %d locks, %d stores", stor.locks.Load(), stor.stores.Load())
 	}
 }
 

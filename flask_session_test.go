@@ -658,7 +658,7 @@ func TestItsDangerousSignedCookie(t *testing.T) {
 
 // A forged itsdangerous value is refused at once. Its keys are the configuration's, not the
 // storage key ring's: re-reading storage (what a securecookie value failing its MAC makes the
-// auto key ring do, at most once a second, the request waiting) cannot make it verify, so no
+// auto key ring do, one read at a time, the request waiting) cannot make it verify, so no
 // forged itsdangerous value may ask for that. Checked for sign { format itsdangerous } and
 // track { format itsdangerous }, with the auto key ring (no secret), as in the contract, next
 // to a forged securecookie value on the same server, which does ask.

@@ -102,6 +102,6 @@ func (u *ringUse) release() {
 }
 
 // refreshOnDemand is asked when a cookie failed its MAC: the keys may be stale (a secret
-// another instance stored a moment ago). It waits for a re-read of storage and reports whether
-// the cookie should be verified again (keyring.Use.ReadOnDemand).
+// another instance stored a moment ago). It waits 1.25 s at most, whatever the storage, and
+// reports whether the cookie should be verified again (keyring.Use.ReadOnDemand).
 func (u *ringUse) refreshOnDemand() bool { return u.ReadOnDemand() }

@@ -506,3 +506,93 @@ func ringFileState(t testing.TB, dir string) string {
 	}
 	return string(b)
 }
+
+// A forged cookie never waits on storage, whatever the storage module does: it makes the ring
+// re-read storage (a secret stored a moment ago by another instance would verify it), but the
+// request goes on while that read is still blocked (held by the test, deaf to its context) or
+// slow (3 s); the requests after it start no second read; and a stream of forged cookies makes
+// reads back off (at 0, 1, 3, 7 s...) instead of one a second.
+func TestForgedCookieNeverWaitsOnStorage(t *testing.T) {
+	up := echoUpstream(t)
+	forger := cookie.NewCodec(mustRing(t, fixedSecret("attacker")), cookie.Options{})
+	forged := func(t *testing.T) string {
+		id := cookie.NewVisitorID()
+		v, err := forger.Encode("vid", id[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	start := func(t *testing.T, delay time.Duration) (caddyInstance, *storageGate) {
+		name, g := newStorageGate(t)
+		ci := startCaddy(t, ringSite(up, fmt.Sprintf("check_interval 1h\nstorage test_slow %s %s", t.TempDir(), name), ""))
+		visitWith(t, ci.URL, "") // the ring stored and in use
+		g.delay.Store(int64(delay))
+		return ci, g
+	}
+	refused := func(t *testing.T, ci caddyInstance, what string) {
+		t.Helper()
+		if v := visitWith(t, ci.URL, forged(t)); !v.isNew {
+			t.Fatalf("%s: a forged cookie was accepted", what)
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		hold  bool
+	}{
+		{"held, deaf to its context", 0, true},
+		{"3 s to answer", 3 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ci, g := start(t, tc.delay)
+			if tc.hold {
+				g.hold()
+			}
+			loads := g.loads.Load()
+			refused(t, ci, "the first")
+			if n := g.inFlight.Load(); n != 1 || g.loads.Load() != loads+1 {
+				t.Fatalf("the request answered with %d storage reads under way (%d started), want the one it started, still under way", n, g.loads.Load()-loads)
+			}
+			for i := range 5 {
+				refused(t, ci, fmt.Sprint("forged cookie ", i+2))
+			}
+			if n := g.loads.Load() - loads; n != 1 || g.inFlight.Load() != 1 {
+				t.Errorf("%d storage reads started while the first was under way, want 1", n)
+			}
+			g.release()
+			for deadline := time.Now().Add(10 * time.Second); g.inFlight.Load() != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the storage read never ended")
+				}
+			}
+			t.Logf("6 forged cookies answered while the storage read they asked for was under way; 1 read")
+		})
+	}
+
+	t.Run("a stream of forged cookies", func(t *testing.T) {
+		ci, g := start(t, 0)
+		loads := g.loads.Load()
+		const stream = 6 * time.Second
+		var sent atomic.Int64
+		var wg sync.WaitGroup
+		begin := time.Now()
+		for range 4 {
+			wg.Go(func() {
+				for time.Since(begin) < stream {
+					refused(t, ci, "a forged cookie of the stream")
+					sent.Add(1)
+					time.Sleep(10 * time.Millisecond) // a steady stream, not a CPU hog
+				}
+			})
+		}
+		wg.Wait()
+		reads := g.loads.Load() - loads
+		t.Logf("%d forged cookies in %v: %d storage reads", sent.Load(), time.Since(begin).Round(time.Millisecond), reads)
+		// reads at 0, 1 and 3 s, the next due at 7 s; one a second would be 7
+		if reads > 4 || reads < 2 {
+			t.Errorf("%d storage reads for a stream of forged cookies over %v, want 2 to 4: they back off while they find nothing new", reads, stream)
+		}
+	})
+}

@@ -9,9 +9,13 @@
 // What the ring promises: every instance accepts a secret's cookies before any instance signs
 // with it, and no instance forgets a secret before the cookies it signed can expire.
 //
-//   - An instance knows a secret once it is in storage: meeting a cookie it cannot verify, it
-//     re-reads storage (ReadOnDemand: the read starts after the cookie arrived, at most one a
-//     second, shared by the requests waiting) and verifies the cookie again.
+//   - An instance knows a secret once it is in storage: it re-reads storage every check
+//     interval, and meeting a cookie it cannot verify it asks for a re-read (ReadOnDemand: one
+//     that starts after the cookie arrived, shared by the requests waiting, one at a time; a
+//     request waits for it 1.25 s at most, whatever the storage does, then goes on with the
+//     keys it has). Reads that find no new secret back off, doubling their spacing up to the
+//     check interval, so a stream of forged cookies costs about one storage read per check
+//     interval; one that finds a new secret resets the spacing to a second.
 //   - A rotated-in secret still waits two of the slowest sharer's re-read intervals (stored as
 //     check_interval, the longest any sharer asked for) and two seconds before it signs, so
 //     that every instance has it from its own re-reads and no request has to wait for one.

@@ -89,6 +89,7 @@ func New(stor certmagic.Storage, o Options) *Ring {
 		r.logger = zap.NewNop()
 	}
 	r.life, r.end = context.WithCancel(context.Background())
+	r.onDemand.every, r.onDemand.wait, r.onDemand.gap = onDemandEvery, onDemandWait, onDemandEvery
 	return r
 }
 

@@ -74,7 +74,20 @@ func useStorageRing(ctx caddy.Context, h *Handler, realm string) (*ringUse, erro
 	app.(*keyRingApp).add(r)
 	h.logger.Info("signing keys from the storage key ring", zap.String("storage", keyring.StorageName(stor)),
 		zap.String("realm", realm), zap.Duration("rotate", u.Rotate), zap.Duration("check_interval", u.Check))
+	warnShortRotate(h.logger, u.Rotate, r.Settings())
 	return u, nil
+}
+
+// warnShortRotate warns when rotate is so short that the ring, capped at keyring.MaxSecrets,
+// would drop secrets whose cookies are still valid, given the longest lifetime and slowest
+// re-read of the handlers sharing it (stored ones included: both only grow).
+func warnShortRotate(logger *zap.Logger, rotate time.Duration, s keyring.Settings) {
+	if safe := keyring.ShortestSafeRotate(s.Keep, s.Check); rotate < safe {
+		logger.Warn("rotate is too short for the longest cookie lifetime: the key ring holds at most 64 secrets and would drop "+
+			"secrets whose cookies are still valid (visitors get new IDs, signed cookies stop verifying); set rotate to the shortest safe interval or more",
+			zap.String("rotate", cliDuration(rotate)), zap.String("longest_lifetime", cliDuration(s.Keep)),
+			zap.String("check_interval", cliDuration(s.Check)), zap.String("shortest_safe_rotate", cliDuration(safe)))
+	}
 }
 
 // longestLifetime is how long a cookie signed with a retired secret can still be valid.

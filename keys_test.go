@@ -396,3 +396,38 @@ func TestRealmsSeparateKeys(t *testing.T) {
 		})
 	}
 }
+
+// A rotate too short for the longest cookie lifetime is warned about at load: the ring keeps
+// 64 secrets at most, so `rotate 1d` with a 400-day max_age would drop secrets whose cookies
+// are still valid after about two months. The warning names rotate, the longest lifetime and
+// the shortest safe rotate; a safe rotate, or shorter lifetimes, get none.
+func TestShortRotateWarned(t *testing.T) {
+	const msg = "rotate is too short for the longest cookie lifetime"
+	for _, tc := range []struct {
+		name, opts string
+		want       string // the warning's fields; "" for no warning
+	}{
+		{"rotate 1d, the default lifetimes", "rotate 1d", `"rotate":"1d","longest_lifetime":"400d","check_interval":"1m0s","shortest_safe_rotate":"7d"`},
+		{"rotate 1d, a one-year visitor cookie", "rotate 1d\nmax_age 30d\ntrack {\n\tmax_age 365d\n}", `"rotate":"1d","longest_lifetime":"365d","check_interval":"1m0s","shortest_safe_rotate":"6d"`},
+		{"rotate 7d, the default lifetimes", "rotate 7d", ""},
+		{"rotate 1d, lifetimes of 30 days", "rotate 1d\nmax_age 30d\ntrack {\n\tmax_age 30d\n}", ""},
+		{"the default rotate", "check_interval 1m", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "caddy.log")
+			up := startUpstream(t, nil)
+			startCaddy(t, ringSite(up, tc.opts, ""), withGlobals(fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel WARN\n\t}", logFile)))
+			b, err := os.ReadFile(logFile)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			log := string(b)
+			switch got := strings.Count(log, msg); {
+			case tc.want == "" && got != 0:
+				t.Errorf("warned with a safe rotate:\n%s", log)
+			case tc.want != "" && (got != 1 || !strings.Contains(log, tc.want)):
+				t.Errorf("want one warning with %s, got:\n%s", tc.want, log)
+			}
+		})
+	}
+}

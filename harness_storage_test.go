@@ -27,12 +27,14 @@ func init() {
 	caddy.RegisterModule(slowStorage{})
 }
 
-// failingStorage is `storage test_failing <root> readonly|full`: file_system at root whose
-// lock and store fail as on a read-only file system (EROFS), or whose store fails as on a full
-// disk (ENOSPC; a lock file is small enough to fit).
+// failingStorage is `storage test_failing <root> readonly|full [<read delay>]`: file_system at
+// root whose lock and store fail as on a read-only file system (EROFS), or whose store fails
+// as on a full disk (ENOSPC; a lock file is small enough to fit), and whose loads take the
+// read delay, if any, more.
 type failingStorage struct {
-	Root string `json:"root"`
-	Fail string `json:"fail"`
+	Root      string         `json:"root"`
+	Fail      string         `json:"fail"`
+	ReadDelay caddy.Duration `json:"read_delay,omitempty"`
 	certmagic.FileStorage
 }
 
@@ -44,6 +46,13 @@ func (s *failingStorage) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if !d.Args(&s.Root, &s.Fail) {
 		return d.ArgErr()
+	}
+	if d.NextArg() {
+		delay, err := caddy.ParseDuration(d.Val())
+		if err != nil {
+			return d.Errf("read delay: %v", err)
+		}
+		s.ReadDelay = caddy.Duration(delay)
 	}
 	return nil
 }
@@ -70,6 +79,11 @@ func (s *failingStorage) Lock(ctx context.Context, name string) error {
 
 func (s *failingStorage) Store(_ context.Context, key string, _ []byte) error {
 	return s.err("write", key)
+}
+
+func (s *failingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	time.Sleep(time.Duration(s.ReadDelay))
+	return s.FileStorage.Load(ctx, key)
 }
 
 func (s *failingStorage) String() string { return "test_failing:" + s.Fail + ":" + s.Root }

@@ -596,3 +596,55 @@ func TestForgedCookieNeverWaitsOnStorage(t *testing.T) {
 		}
 	})
 }
+
+// A rolling change of check_interval: B, which A's cookies reach, reloads from 200 ms to a
+// slower interval while A rotates every 3 s. Every rotated-in secret must reach B through B's
+// own re-reads before A signs with it, so that no request waits for an on-demand read (which a
+// slow storage, or forged cookies that keep on-demand reads backed off, keep from coming in
+// time). B's config start records its
+// slower interval before B reads at that pace, so every later rotation waits for it; when B
+// cannot record it (its view of the storage is read-only), B keeps re-reading at the pace the
+// stored ring records, the one rotations wait for.
+func TestRollingCheckIntervalChange(t *testing.T) {
+	up := echoUpstream(t)
+	const onDemandFound = `"trigger":"a cookie signed with a key not in use"`
+	for _, tc := range []struct {
+		name    string
+		storage string // B's storage block, %s the directory
+		slower  string // B's check_interval after the reload
+		signers int    // how many signers the hand-offs see
+	}{
+		// the rotations after the reload wait 2*3s+2s
+		{"B records its interval", "", "3s", 2},
+		// A rotates every 3 s, each secret signing 3 s after it was stored: B, re-reading
+		// every 10 s, would learn most of them only by on-demand reads, which with reads of
+		// 1.5 s come too late for the requests waiting
+		{"B's storage takes no write", "storage test_failing %s readonly 1500ms", "10s", 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a := startCaddy(t, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
+			awaitRing(t, dir, "A's ring", func(keyring.File) bool { return true })
+			bOpts := "rotate 1h\ncheck_interval 200ms"
+			if tc.storage != "" {
+				bOpts += "\n" + fmt.Sprintf(tc.storage, dir)
+			}
+			b := startCaddy(t, ringSite(up, bOpts, "one"), withStorage(dir), withGlobals("log {\n\t\tlevel INFO\n\t}"), asProcess())
+			slower := strings.Replace(strings.Replace(b.Caddyfile, "check_interval 200ms", "check_interval "+tc.slower, 1), "X-Config one", "X-Config two", 1)
+			postLoad(t, b.AdminAddr, adapt(t, slower))
+			awaitConfig(t, b.URL+"/", "X-Config", "two")
+			before := strings.Count(caddyLog(t, b.Cmd), onDemandFound)
+
+			h := handOff(t, a, b, dir, 40*time.Second, func(h *handOffs) bool {
+				return len(h.signers) >= tc.signers && time.Since(h.firstRotated) > 2*time.Second
+			})
+			waited := strings.Count(caddyLog(t, b.Cmd), onDemandFound) - before
+			f := readStoredRing(t, dir)
+			t.Logf("%d hand-offs from A to B after B's reload, through %d signers: %d rejected (%.1f%%), %d secrets reached B only by an on-demand read; stored check_interval %v",
+				h.n, len(h.signers), h.rejected, 100*float64(h.rejected)/float64(h.n), waited, f.CheckInterval)
+			if h.rejected != 0 || waited != 0 {
+				t.Errorf("B rejected %d of %d cookies A issued, and took %d new secrets from on-demand reads (requests waited for storage); first rejection %s", h.rejected, h.n, waited, h.firstRejectionMsg)
+			}
+		})
+	}
+}

@@ -18,7 +18,10 @@
 //     interval; one that finds a new secret resets the spacing to a second.
 //   - A rotated-in secret still waits two of the slowest sharer's re-read intervals (stored as
 //     check_interval, the longest any sharer asked for) and two seconds before it signs, so
-//     that every instance has it from its own re-reads and no request has to wait for one.
+//     that every instance has it from its own re-reads and no request has to wait for one. A
+//     process records a longer interval of its own when a config using it starts, before it
+//     re-reads at that pace; until it could record it (a write storage did not take), it
+//     re-reads at the stored pace.
 //   - A fresh ring's first secret signs once its config start has stored it: there is nothing
 //     else to sign with, and instances meeting its cookies find it in storage. A process that
 //     found no ring when a handler joined may sign with its candidate a moment before that

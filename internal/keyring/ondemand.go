@@ -116,7 +116,7 @@ func (r *Ring) fly(f, prev *readFlight) {
 	od.mu.Unlock()
 	found, ok := r.adopt()
 	r.mu.Lock()
-	every := r.settings().Every
+	every := r.pace()
 	r.mu.Unlock()
 	od.mu.Lock()
 	if found {

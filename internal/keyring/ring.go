@@ -178,6 +178,19 @@ func (r *Ring) settings() Settings {
 	return s
 }
 
+// pace is how often this process re-reads: as often as its handlers ask, and at least as
+// often as the stored ring says the slowest sharer does, which rotations wait for. The stored
+// interval is shorter only while this process could not record its own (a write storage did
+// not take): reading at its own pace then, it would learn a rotated-in secret after others
+// sign with it. r.mu held.
+func (r *Ring) pace() time.Duration {
+	every := r.settings().Every
+	if r.file != nil && r.file.CheckInterval > 0 {
+		every = min(every, r.file.CheckInterval)
+	}
+	return every
+}
+
 // Start brings storage up to date (create, restore, record this process's settings, rotate
 // when due), taking the storage lock only when it must write, and starts the re-reads. Called
 // when a config using the ring starts. A ring that cannot be read, or must not be used, fails
@@ -218,7 +231,7 @@ func (r *Ring) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		r.mu.Lock()
-		every := r.settings().Every
+		every := r.pace()
 		r.mu.Unlock()
 		t.Reset(every)
 		select {

@@ -379,6 +379,29 @@ func TestStorageWriteFailures(t *testing.T) {
 	}
 }
 
+// A process re-reads as often as its handlers ask, and at least as often as the stored ring
+// says the slowest sharer does: more often only while it could not record its own interval.
+func TestPace(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		stored, check time.Duration
+		want          time.Duration
+	}{
+		{"its interval recorded", time.Hour, time.Minute, time.Minute},
+		{"a slower sharer's recorded", time.Hour, 10 * time.Minute, 10 * time.Minute},
+		{"its slower interval not recorded", time.Minute, time.Hour, time.Minute},
+		{"nothing recorded", 0, time.Hour, time.Hour},
+	} {
+		dir := t.TempDir()
+		now := time.Now()
+		writeRingFile(t, dir, File{Version: Version, CheckInterval: tc.stored, Secrets: []Secret{{Secret: testSecret, Created: now}}})
+		r := testRing(t, &certmagic.FileStorage{Path: dir}, &now, Use{Rotate: 30 * 24 * time.Hour, Check: tc.check, Keep: time.Hour})
+		if got := r.pace(); got != tc.want {
+			t.Errorf("%s: re-reads every %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // However many secrets go through a ring, what a process holds stays bounded.
 func TestKeyRingMemoryBounded(t *testing.T) {
 	stor := &certmagic.FileStorage{Path: t.TempDir()}

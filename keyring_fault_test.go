@@ -1,7 +1,8 @@
 // The storage key ring on an operator's bad day, with real Caddy processes sharing one
-// storage directory: sharers with different re-read intervals, a ring deleted under running
-// instances, a ring replaced by a damaged or oversized one. Each test gives every Caddy its
-// own ports and the test its own storage, and waits for conditions, not for time.
+// storage directory: sharers with different re-read intervals and a rolling change of them, a
+// ring deleted under running instances, a ring replaced by a damaged or oversized one, storage
+// that takes no write, storage that is slow or hung under forged cookies. Each test gives every
+// Caddy its own ports and the test its own storage, and waits for conditions, not for time.
 
 package signedcookies
 

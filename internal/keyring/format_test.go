@@ -135,7 +135,7 @@ func TestSymlinkedKeyRing(t *testing.T) {
 	if err := os.Remove(target); err != nil {
 		t.Fatal(err)
 	}
-	_, writeErr, err := sr.sync(context.Background(), true)
+	writeErr, err := sr.sync(context.Background(), true)
 	if err != nil || writeErr == nil || !strings.Contains(writeErr.Error(), "is a symbolic link that does not resolve") {
 		t.Errorf("restoring through a dangling link: %v, %v", writeErr, err)
 	}

@@ -202,7 +202,7 @@ func (r *Ring) Start() (err error) {
 			err = fmt.Errorf("key ring in storage: panic: %v", p)
 		}
 	}()
-	_, writeErr, err := r.sync(r.life, true)
+	writeErr, err := r.sync(r.life, true)
 	if err != nil {
 		return fmt.Errorf("key ring in storage: %v", err)
 	}
@@ -251,7 +251,7 @@ func (r *Ring) tick(ctx context.Context) {
 			r.logger.Error("key ring refresh panicked; keeping the keys in use", zap.Any("panic", err), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
-	_, writeErr, err := r.sync(ctx, true)
+	writeErr, err := r.sync(ctx, true)
 	if ctx.Err() != nil {
 		return
 	}
@@ -307,7 +307,7 @@ func (r *Ring) pending() []string {
 }
 
 // sync updates storage (see update) and gives the codecs the new keys when they changed.
-func (r *Ring) sync(ctx context.Context, readFirst bool) (changed bool, writeErr, err error) {
+func (r *Ring) sync(ctx context.Context, readFirst bool) (writeErr, err error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
@@ -318,7 +318,8 @@ func (r *Ring) sync(ctx context.Context, readFirst bool) (changed bool, writeErr
 	if err == nil && writeErr == nil {
 		r.lastErr = ""
 	}
-	return r.apply("re-read"), writeErr, err
+	r.apply("re-read")
+	return writeErr, err
 }
 
 // apply computes the secrets in use and, when they changed, gives every codec the new keys.
@@ -502,7 +503,7 @@ func RotateNow(ctx context.Context, stor certmagic.Storage, logger *zap.Logger, 
 			return nil, false, err
 		}
 	}
-	_, writeErr, err := r.sync(ctx, false)
+	writeErr, err := r.sync(ctx, false)
 	if err = cmp.Or(err, writeErr); err != nil {
 		return nil, false, err
 	}

@@ -45,7 +45,7 @@ func testRingLog(t testing.TB, stor certmagic.Storage, now *time.Time, logger *z
 
 func mustSync(t testing.TB, sr *Ring) {
 	t.Helper()
-	if _, writeErr, err := sr.sync(context.Background(), true); err != nil || writeErr != nil {
+	if writeErr, err := sr.sync(context.Background(), true); err != nil || writeErr != nil {
 		t.Fatal(cmp.Or(err, writeErr))
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 // keyRingAppID is the app that starts the storage key rings: Caddy starts apps only when a
@@ -25,7 +27,7 @@ func init() {
 // needs no configuration.
 // A config's handlers are provisioned one at a time, and the app starts after them: no lock.
 type keyRingApp struct {
-	rings []*sharedRing
+	rings []*keyring.Ring
 	// checked are the HTTP apps of this config whose handlers' composition was checked.
 	checked []*caddyhttp.App
 }
@@ -45,17 +47,18 @@ func (keyRingApp) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: keyRingAppID, New: func() caddy.Module { return new(keyRingApp) }}
 }
 
-func (a *keyRingApp) add(sr *sharedRing) {
-	if !slices.Contains(a.rings, sr) {
-		a.rings = append(a.rings, sr)
+func (a *keyRingApp) add(r *keyring.Ring) {
+	if !slices.Contains(a.rings, r) {
+		a.rings = append(a.rings, r)
 	}
 }
 
-// Start brings each ring's storage up to date and starts its re-reads.
+// Start brings each ring's storage up to date and starts its re-reads. Only a ring that cannot
+// be read or used fails it: one storage does not take is served from memory (keyring.Ring.Start).
 func (a *keyRingApp) Start() error {
 	var errs []string
-	for _, sr := range a.rings {
-		if err := sr.start(); err != nil {
+	for _, r := range a.rings {
+		if err := r.Start(); err != nil {
 			errs = append(errs, err.Error())
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 	"github.com/spf13/cobra"
 )
 
@@ -56,9 +57,9 @@ manages.
 
 // cliKeySource says where a handler's keys come from, to name the key that verified a value.
 type cliKeySource struct {
-	configured int          // configured secrets; 0 with the storage key ring
-	formatKeys int          // the format's own secret_key list (itsdangerous, Flask)
-	stored     *keyRingFile // the storage key ring
+	configured int           // configured secrets; 0 with the storage key ring
+	formatKeys int           // the format's own secret_key list (itsdangerous, Flask)
+	stored     *keyring.File // the storage key ring
 	storage    string
 }
 
@@ -78,7 +79,7 @@ func (k cliKeySource) describe(i int, now time.Time) string {
 	f := k.stored
 	s := f.Secrets[i]
 	text := fmt.Sprintf("secret %d of %d in the storage key ring in %s: created %s, active from %s",
-		i+1, len(f.Secrets), k.storage, cliStamp(s.Created), cliStamp(cliActiveFrom(s)))
+		i+1, len(f.Secrets), k.storage, cliStamp(s.Created), cliStamp(keyring.ActiveFrom(s)))
 	if !s.Retired.IsZero() {
 		text += ", retired at " + cliStamp(s.Retired)
 	}
@@ -169,8 +170,8 @@ func (c *cliConfig) compile(ch *cliHandler) (*cliPolicy, error) {
 		if err != nil {
 			return nil, err
 		}
-		cp.keys.storage = storageName(stor)
-		f, err := readRing(c.ctx, stor)
+		cp.keys.storage = keyring.StorageName(stor)
+		f, err := keyring.Read(c.ctx, stor)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			cp.missing = fmt.Sprintf("no key ring in %s yet (Caddy stores one when a config using it first runs): nothing can verify", cp.keys.storage)
@@ -181,7 +182,7 @@ func (c *cliConfig) compile(ch *cliHandler) (*cliPolicy, error) {
 			// in stored order, so that a key's index names its stored secret
 			secrets := make([][]byte, len(f.Secrets))
 			for i, s := range f.Secrets {
-				secrets[i], _ = cookie.ParseSecret(s.Secret) // checked by readRing
+				secrets[i], _ = cookie.ParseSecret(s.Secret) // checked by keyring.Read
 			}
 			if ring, err = cookie.NewRealmKeyRing(realm, secrets...); err != nil {
 				return nil, err

@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/spf13/cobra"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 func cliKeyringCommand() *cobra.Command {
@@ -104,8 +106,8 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 		if err != nil {
 			return cliExitError, err
 		}
-		fmt.Fprintf(w, "storage key ring: %s in %s\n", keyRingStorageKey, storageName(stor))
-		f, err := readRing(c.ctx, stor)
+		fmt.Fprintf(w, "storage key ring: %s in %s\n", keyring.StorageKey, keyring.StorageName(stor))
+		f, err := keyring.Read(c.ctx, stor)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			fmt.Fprintln(w, "  none yet: Caddy stores one when a config using it first runs (nothing was created)")
@@ -121,16 +123,16 @@ func cliKeyring(cmd *cobra.Command, args []string) (int, error) {
 			now := time.Now()
 			after, rotated, err := cliRotateRing(c.ctx, s, stor)
 			if err != nil {
-				return cliExitError, fmt.Errorf("rotating the key ring in %s: %v", storageName(stor), err)
+				return cliExitError, fmt.Errorf("rotating the key ring in %s: %v", keyring.StorageName(stor), err)
 			}
 			if rotated {
 				n := after.Secrets[0]
 				fmt.Fprintf(w, "  rotated: a new secret 1 signs from %s (%s), once every instance sharing the ring has re-read it; the current one signs until then and every secret is kept\n",
-					cliStamp(cliActiveFrom(n)), cliRelative(cliActiveFrom(n), now))
+					cliStamp(keyring.ActiveFrom(n)), cliRelative(keyring.ActiveFrom(n), now))
 			} else {
 				n := after.Secrets[0]
 				fmt.Fprintf(w, "  not rotated: secret 1, created %s, still waits to sign until %s; a rotation waits for it, or no instance would ever sign with it\n",
-					cliStamp(n.Created), cliStamp(cliActiveFrom(n)))
+					cliStamp(n.Created), cliStamp(keyring.ActiveFrom(n)))
 				code = cliExitNo
 			}
 			f = after
@@ -153,7 +155,7 @@ func cliCheckOwner(stor certmagic.Storage) error {
 	if !ok {
 		return nil
 	}
-	p := fsys.Filename(keyRingStorageKey)
+	p := fsys.Filename(keyring.StorageKey)
 	fi, err := os.Stat(p)
 	if err != nil {
 		return fmt.Errorf("--rotate: %v", err)
@@ -166,31 +168,21 @@ func cliCheckOwner(stor certmagic.Storage) error {
 	return nil
 }
 
-// cliRotateRing rotates the ring in storage now, under the storage lock: the update a running
-// instance makes when a rotation is due (sharedRing.sync), with the settings of the config's
-// handlers that use the ring and a rotation interval that has always passed. It reports the
-// ring as stored after, and whether this update added a new secret (not while one waits to
-// sign, also when another instance rotated a moment before the lock was taken).
-func cliRotateRing(ctx context.Context, s *cliStorage, stor certmagic.Storage) (*keyRingFile, bool, error) {
-	sr := newSharedRing("signed-cookies keyring --rotate", stor, caddy.Log().Named("signed_cookies.keyring"))
+// cliRotateRing rotates the ring in storage now, under the storage lock, as a running instance
+// does when a rotation is due (keyring.RotateNow), with the settings of the config's handlers
+// that use the ring. It reports the ring as stored after, and whether this update added a new
+// secret.
+func cliRotateRing(ctx context.Context, s *cliStorage, stor certmagic.Storage) (*keyring.File, bool, error) {
+	var uses []keyring.Use
 	for _, ch := range s.users {
-		u := newRingUse(sr, ch.h, "")
-		u.rotate = time.Nanosecond
-		if err := sr.join(ctx, u); err != nil {
-			return nil, false, err
-		}
+		uses = append(uses, *newRingUse("", ch.h, "").Use)
 	}
-	if _, err := sr.sync(ctx, false); err != nil {
-		return nil, false, err
-	}
-	sr.mu.Lock()
-	defer sr.mu.Unlock()
-	return sr.file, slices.Contains(sr.changes, "rotated"), nil
+	return keyring.RotateNow(ctx, stor, caddy.Log().Named("signed_cookies.keyring"), uses...)
 }
 
 // cliListRing prints a stored ring: its settings and each secret's dates and state, never the
 // secrets.
-func cliListRing(w io.Writer, s *cliStorage, f *keyRingFile, now time.Time) {
+func cliListRing(w io.Writer, s *cliStorage, f *keyring.File, now time.Time) {
 	var rotate time.Duration
 	for _, ch := range s.users {
 		fmt.Fprintf(w, "  used by:        %s (rotate %s, check_interval %s)\n", ch, cliDuration(time.Duration(ch.h.Rotate)), cliDuration(time.Duration(ch.h.CheckInterval)))
@@ -200,11 +192,8 @@ func cliListRing(w io.Writer, s *cliStorage, f *keyRingFile, now time.Time) {
 	}
 	fmt.Fprintf(w, "  keep:           %s: a retired secret still verifies this long (the longest cookie lifetime of the instances sharing the ring)\n", cliDuration(f.Keep))
 	fmt.Fprintf(w, "  check_interval: %s: the slowest re-read of the instances sharing the ring; a new secret waits two of them before it signs\n", cliDuration(f.CheckInterval))
-	if newest := f.Secrets[0]; rotate > 0 {
-		due := newest.Created.Add(rotate)
-		if a := cliActiveFrom(newest); a.After(due) {
-			due = a
-		}
+	if rotate > 0 {
+		due := keyring.NextRotation(f, rotate)
 		fmt.Fprintf(w, "  next rotation:  %s (%s; rotate %s after secret 1 was created, by a running Caddy with this config)\n", cliStamp(due), cliRelative(due, now), cliDuration(rotate))
 	}
 	fmt.Fprintf(w, "  secrets:        %d, newest first (their values are never shown)\n\n", len(f.Secrets))
@@ -215,37 +204,26 @@ func cliListRing(w io.Writer, s *cliStorage, f *keyRingFile, now time.Time) {
 		if !sec.Retired.IsZero() {
 			retired = cliStamp(sec.Retired)
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", i+1, cliStamp(sec.Created), cliStamp(cliActiveFrom(sec)), retired, cliSecretState(f, i, now))
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", i+1, cliStamp(sec.Created), cliStamp(keyring.ActiveFrom(sec)), retired, cliSecretState(f, i, now))
 	}
 	_ = tw.Flush()
 }
 
-// cliActiveFrom is when a stored secret signs from, as shown: its activation time, or its
-// creation when it has none (it has signed since it was stored).
-func cliActiveFrom(s storedSecret) time.Time {
-	if s.Active.IsZero() {
-		return s.Created
-	}
-	return s.Active
-}
-
-// cliSecretState says what a stored secret does now.
-func cliSecretState(f *keyRingFile, i int, now time.Time) string {
-	s, signer := f.Secrets[i], f.signer(now)
+// cliSecretState says what a stored secret does now (keyring.StateOf).
+func cliSecretState(f *keyring.File, i int, now time.Time) string {
+	st := keyring.StateOf(f, i, now)
 	switch {
-	case i < signer:
-		return fmt.Sprintf("waits: signs %s, verifies now", cliRelative(s.Active, now))
-	case i == signer && s.Active.After(now):
+	case st.Kind == keyring.Waits:
+		return fmt.Sprintf("waits: signs %s, verifies now", cliRelative(st.At, now))
+	case st.Kind == keyring.SignsOldest:
 		return "signs now: no secret is active yet, and it is the oldest"
-	case i == signer:
-		if !s.Retired.IsZero() && s.Retired.After(now) {
-			return fmt.Sprintf("signs now, until %s", cliStamp(s.Retired))
-		}
+	case st.Kind == keyring.Signs && !st.At.IsZero():
+		return fmt.Sprintf("signs now, until %s", cliStamp(st.At))
+	case st.Kind == keyring.Signs:
 		return "signs now"
-	case s.Retired.IsZero():
+	case st.At.IsZero():
 		return "verifies only"
 	default:
-		until := s.Retired.Add(f.Keep)
-		return fmt.Sprintf("verifies only, until %s (retired + keep)", cliStamp(until))
+		return fmt.Sprintf("verifies only, until %s (retired + keep)", cliStamp(st.At))
 	}
 }

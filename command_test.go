@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
@@ -276,7 +277,7 @@ func TestCommandStorageRing(t *testing.T) {
 	}
 	// Caddy starts its apps in no fixed order: the ring may be stored just after the server
 	// answers
-	ringFile := filepath.Join(storageDir, filepath.FromSlash(keyRingStorageKey))
+	ringFile := filepath.Join(storageDir, filepath.FromSlash(keyring.StorageKey))
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ringFile); err == nil || time.Now().After(deadline) {
 			break
@@ -287,13 +288,13 @@ func TestCommandStorageRing(t *testing.T) {
 
 	dir := t.TempDir()
 	config := cliWriteFile(t, dir, "Caddyfile", ci.Caddyfile)
-	readStored := func() ([]byte, keyRingFile) {
+	readStored := func() ([]byte, keyring.File) {
 		t.Helper()
 		b, err := os.ReadFile(ringFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var f keyRingFile
+		var f keyring.File
 		if err := json.Unmarshal(b, &f); err != nil {
 			t.Fatal(err)
 		}
@@ -346,7 +347,7 @@ func TestCommandStorageRing(t *testing.T) {
 	// waits and changes nothing, calls beforeUnlock, releases the lock and returns its output.
 	rotateUnderLock := func(beforeUnlock func()) (stdout string, code int, all string) {
 		t.Helper()
-		if err := fsStor.Lock(ctx, keyRingLockName); err != nil {
+		if err := fsStor.Lock(ctx, keyring.LockName); err != nil {
 			t.Fatal(err)
 		}
 		storedNow, _ := readStored()
@@ -367,7 +368,7 @@ func TestCommandStorageRing(t *testing.T) {
 			t.Fatal("--rotate changed the ring while another process held the lock")
 		}
 		beforeUnlock()
-		if err := fsStor.Unlock(ctx, keyRingLockName); err != nil {
+		if err := fsStor.Unlock(ctx, keyring.LockName); err != nil {
 			t.Fatal(err)
 		}
 		var err error
@@ -399,7 +400,7 @@ func TestCommandStorageRing(t *testing.T) {
 	if !old.Retired.Equal(fresh.Active) {
 		t.Errorf("the old secret retires at %s, want when the new one signs (%s)", old.Retired, fresh.Active)
 	}
-	if _, err := os.Stat(filepath.Join(storageDir, "locks", keyRingLockName+".lock")); err == nil {
+	if _, err := os.Stat(filepath.Join(storageDir, "locks", keyring.LockName+".lock")); err == nil {
 		t.Error("--rotate left the storage lock behind")
 	}
 
@@ -422,12 +423,12 @@ func TestCommandStorageRing(t *testing.T) {
 	signing.Secrets[0].Active = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
 	signing.Secrets[1].Retired = signing.Secrets[0].Active
 	writeRingFile(t, storageDir, signing)
-	other := storedSecret{Secret: fixedSecret("rotated in by another instance"), Created: time.Now().UTC().Truncate(time.Second)}
+	other := keyring.Secret{Secret: fixedSecret("rotated in by another instance"), Created: time.Now().UTC().Truncate(time.Second)}
 	other.Active = other.Created.Add(3 * time.Minute)
 	var othersRing []byte
 	rotOut, code, all = rotateUnderLock(func() {
 		f := signing
-		f.Secrets = append([]storedSecret{other}, f.Secrets...)
+		f.Secrets = append([]keyring.Secret{other}, f.Secrets...)
 		f.Secrets[1].Retired = other.Active
 		othersRing = writeRingFile(t, storageDir, f)
 	})
@@ -486,7 +487,7 @@ func TestCommandReadOnly(t *testing.T) {
 		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("%s: exit %d (want %d), output lacks %q:\n%s\n%s", what, code, tc.code, tc.want, out, errOut)
 		}
-		if _, err := os.Stat(filepath.Join(tc.storage, filepath.FromSlash(keyRingStorageKey))); err == nil {
+		if _, err := os.Stat(filepath.Join(tc.storage, filepath.FromSlash(keyring.StorageKey))); err == nil {
 			t.Errorf("%s created a key ring", what)
 		}
 	}
@@ -543,9 +544,9 @@ func TestCommandKeyringOwnerAndDamage(t *testing.T) {
 	cf, _ := caddyfileFor(t, "\tsigned_cookies {\n\t\ttrack\n\t}\n\trespond ok", withStorage(storageDir))
 	config := cliWriteFile(t, dir, "Caddyfile", cf)
 	created := time.Now().UTC().Add(-40 * day).Truncate(time.Second)
-	stored := writeRingFile(t, storageDir, keyRingFile{Version: keyRingVersion, Keep: 400 * day, CheckInterval: time.Minute,
-		Secrets: []storedSecret{{Secret: fixedSecret("owner"), Created: created, Active: created}}})
-	ringPath := filepath.Join(storageDir, filepath.FromSlash(keyRingStorageKey))
+	stored := writeRingFile(t, storageDir, keyring.File{Version: keyring.Version, Keep: 400 * day, CheckInterval: time.Minute,
+		Secrets: []keyring.Secret{{Secret: fixedSecret("owner"), Created: created, Active: created}}})
+	ringPath := filepath.Join(storageDir, filepath.FromSlash(keyring.StorageKey))
 	const nobody = 65534
 	if err := os.Chown(ringPath, nobody, nobody); err != nil {
 		t.Fatal(err)

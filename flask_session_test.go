@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
 
@@ -661,7 +663,7 @@ func TestItsDangerousSignedCookie(t *testing.T) {
 
 // A forged itsdangerous value is refused at once. Its keys are the configuration's, not the
 // storage key ring's: re-reading storage (what a securecookie value failing its MAC makes the
-// auto key ring do, at most once a second, the request waiting) cannot make it verify, so no
+// auto key ring do, one read at a time, the request waiting) cannot make it verify, so no
 // forged itsdangerous value may ask for that. Checked for sign { format itsdangerous } and
 // track { format itsdangerous }, with the auto key ring (no secret), as in the contract, next
 // to a forged securecookie value on the same server, which does ask.
@@ -720,10 +722,7 @@ func TestItsDangerousForgeryNoWait(t *testing.T) {
 func onDemandReads() int {
 	n := 0
 	rings.Range(func(_, v any) bool {
-		sr := v.(*sharedRing)
-		sr.onDemand.mu.Lock()
-		n += sr.onDemand.reads
-		sr.onDemand.mu.Unlock()
+		n += v.(*keyring.Ring).OnDemandReads()
 		return true
 	})
 	return n

@@ -11,23 +11,24 @@ import (
 	"time"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 // readStoredRing reads the key ring object from a file_system storage directory.
-func readStoredRing(t testing.TB, dir string) keyRingFile {
+func readStoredRing(t testing.TB, dir string) keyring.File {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyring.StorageKey)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f keyRingFile
+	var f keyring.File
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func ringOf(t testing.TB, f keyRingFile) *cookie.KeyRing {
+func ringOf(t testing.TB, f keyring.File) *cookie.KeyRing {
 	t.Helper()
 	var s []string
 	for _, x := range f.Secrets {
@@ -37,12 +38,12 @@ func ringOf(t testing.TB, f keyRingFile) *cookie.KeyRing {
 }
 
 // awaitRing polls the storage in dir until its key ring satisfies cond.
-func awaitRing(t testing.TB, dir, what string, cond func(keyRingFile) bool) keyRingFile {
+func awaitRing(t testing.TB, dir, what string, cond func(keyring.File) bool) keyring.File {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var f keyRingFile
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
+		var f keyring.File
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyring.StorageKey)))
 		if err == nil && json.Unmarshal(b, &f) == nil && len(f.Secrets) > 0 && cond(f) {
 			return f
 		}
@@ -54,7 +55,7 @@ func awaitRing(t testing.TB, dir, what string, cond func(keyRingFile) bool) keyR
 }
 
 // signer names the stored secret that signed a visitor cookie ("" when none did).
-func signer(t testing.TB, f keyRingFile, vid string) string {
+func signer(t testing.TB, f keyring.File, vid string) string {
 	t.Helper()
 	d, err := cookie.NewCodec(ringOf(t, f), cookie.Options{}).Decode("vid", vid)
 	if err != nil {
@@ -65,7 +66,7 @@ func signer(t testing.TB, f keyRingFile, vid string) string {
 
 // writeRingFile stores f as the key ring of the file_system storage in dir, as another
 // instance (or an operator) would.
-func writeRingFile(t testing.TB, dir string, f keyRingFile) []byte {
+func writeRingFile(t testing.TB, dir string, f keyring.File) []byte {
 	t.Helper()
 	b, err := json.MarshalIndent(f, "", "\t")
 	if err != nil {
@@ -78,7 +79,7 @@ func writeRingFile(t testing.TB, dir string, f keyRingFile) []byte {
 // writeRingBytes replaces the key ring object of the storage in dir by b, atomically.
 func writeRingBytes(t testing.TB, dir string, b []byte) {
 	t.Helper()
-	p := filepath.Join(dir, filepath.FromSlash(keyRingStorageKey))
+	p := filepath.Join(dir, filepath.FromSlash(keyring.StorageKey))
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func writeRingBytes(t testing.TB, dir string, b []byte) {
 
 func ringFileBytes(t testing.TB, dir string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyRingStorageKey)))
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyring.StorageKey)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@
 //	harness_cookies_test.go  codecs, Set-Cookie and Cookie parsing and checks, common sites
 //	harness_flask_test.go    the Flask app of examples/flask and Python's itsdangerous
 //	harness_keyring_test.go  the storage key ring file: read, write, await
+//	harness_storage_test.go  storage modules for the key ring's bad days (writes fail, reads stall)
 //	request_test.go          what the upstream sees: Cookie rebuilt, forged and look-alike
 //	                         cookies, smuggling, the ID header, Connection, 431, on_invalid reject
 //	response_test.go         what the client gets: Set-Cookie signed, kept byte for byte or
@@ -26,12 +27,13 @@
 //	examples_test.go, examples_flask_test.go   the example configs, run
 //	security_test.go         the guarantees of SECURITY.md that need their own tests
 //	keys_test.go             configured secrets, rotation, realms, reloads
-//	keyring_test.go          the storage key ring (unit); keyring_fault_test.go: across processes
+//	keyring_fault_test.go    the storage key ring on bad days, across processes (its unit tests
+//	                         are internal/keyring's)
 //	ops_test.go              metrics, placeholders, logs, privacy gates
 //	command_test.go          the caddy signed-cookies command
 //	caddyfile_test.go        Caddyfile parsing and golden adapt files
 //	helpers_unit_test.go     the pure helpers: config checks, Caddyfile readers, the composition
-//	                         walk's pieces, isHTTPS, errorStatus, placeholders, storageName
+//	                         walk's pieces, isHTTPS, errorStatus, placeholders
 //	browser_test.go, browser_cookies_test.go   what Chromium decides
 //	bench_test.go, allocs_test.go   benchmarks and allocation counts
 
@@ -612,7 +614,18 @@ func (b *lockedBuffer) String() string {
 func postLoad(t testing.TB, admin string, js []byte) {
 	t.Helper()
 	cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
-	resp, err := cl.Post("http://"+admin+"/load", "application/json", bytes.NewReader(js))
+	// Each load replaces Caddy's admin server: a POST that meets the old one as it closes is
+	// reset (or refused, until the new one listens) before Caddy reads it, and is sent again.
+	// Loading a config that is already running changes nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	var resp *http.Response
+	var err error
+	for {
+		resp, err = cl.Post("http://"+admin+"/load", "application/json", bytes.NewReader(js))
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // The pure helpers of the root package, on their own: the config checks (config.go), the
 // Caddyfile readers (caddyfile.go), the composition walk's pieces (compose.go), isHTTPS,
-// errorStatus, the placeholder provider and storageName. No Caddy is started.
+// errorStatus and the placeholder provider. No Caddy is started.
 
 package signedcookies
 
@@ -20,7 +20,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/certmagic"
 
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
 )
@@ -457,24 +456,6 @@ func TestPlaceholders(t *testing.T) {
 	for _, k := range []string{phFlask + "user_id", "http.signed_cookies.other"} {
 		if v, ok := repl.Get(k); ok {
 			t.Errorf("%s = %v: want no such placeholder", k, v)
-		}
-	}
-}
-
-type bareStorage struct{ certmagic.Storage }
-
-func TestStorageName(t *testing.T) {
-	for _, tc := range []struct {
-		s    certmagic.Storage
-		want string
-	}{
-		{&certmagic.FileStorage{Path: "/var/lib/caddy"}, "FileStorage:/var/lib/caddy"},
-		{&countingStorage{Storage: &certmagic.FileStorage{Path: "/x"}}, "counting storage"},
-		{bareStorage{}, "signedcookies.bareStorage"},
-		{&bareStorage{}, "*signedcookies.bareStorage"},
-	} {
-		if got := storageName(tc.s); got != tc.want {
-			t.Errorf("storageName(%T) = %q, want %q", tc.s, got, tc.want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/signedcookies/caddy-signedcookies/cookie"
+	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
 )
 
 func TestSecretValidation(t *testing.T) {
@@ -144,7 +145,7 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	}
 	a := startCaddy(t, body("3s"), withStorage(storage), asProcess())
 	// Caddy may start listening before the key ring app has stored the ring
-	created := awaitRing(t, storage, "a first secret", func(keyRingFile) bool { return true })
+	created := awaitRing(t, storage, "a first secret", func(keyring.File) bool { return true })
 	if len(created.Secrets) != 1 {
 		t.Fatalf("first instance should create a ring with one secret, got %d", len(created.Secrets))
 	}
@@ -162,7 +163,7 @@ func TestSharedKeyRingTwoInstances(t *testing.T) {
 	}
 
 	// A rotates (its interval is 3s); wait for the stored ring to have a second secret.
-	var rotated keyRingFile
+	var rotated keyring.File
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		rotated = readStoredRing(t, storage)
@@ -333,14 +334,14 @@ func TestKeyRingGoroutineEnds(t *testing.T) {
 func keyRingGoroutines() int {
 	var b bytes.Buffer
 	_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-	return strings.Count(b.String(), "(*sharedRing).run")
+	return strings.Count(b.String(), "keyring.(*Ring).run")
 }
 
 // A damaged key ring object fails the load with an error saying what to do; it is never
 // overwritten (that would invalidate every cookie in the cluster).
 func TestCorruptStoredKeyRing(t *testing.T) {
 	storage := t.TempDir()
-	path := filepath.Join(storage, filepath.FromSlash(keyRingStorageKey))
+	path := filepath.Join(storage, filepath.FromSlash(keyring.StorageKey))
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestCorruptStoredKeyRing(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := loadCaddyErr(t, "\tsigned_cookies\n\trespond ok", withStorage(storage))
-		if err == nil || !strings.Contains(err.Error(), "signed_cookies: key ring in storage: "+keyRingStorageKey) {
+		if err == nil || !strings.Contains(err.Error(), "signed_cookies: key ring in storage: "+keyring.StorageKey) {
 			t.Errorf("%q: error %v, want one naming the key ring object", content, err)
 		}
 		if b, _ := os.ReadFile(path); string(b) != content {
@@ -391,6 +392,41 @@ func TestRealmsSeparateKeys(t *testing.T) {
 				if got, _ := upstreamCookie(up.last(), "session"); got != tc.want {
 					t.Errorf("shop's session at /%s/: upstream got %q, want %q", tc.path, got, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// A rotate too short for the longest cookie lifetime is warned about at load: the ring keeps
+// 64 secrets at most, so `rotate 1d` with a 400-day max_age would drop secrets whose cookies
+// are still valid after about two months. The warning names rotate, the longest lifetime and
+// the shortest safe rotate; a safe rotate, or shorter lifetimes, get none.
+func TestShortRotateWarned(t *testing.T) {
+	const msg = "rotate is too short for the longest cookie lifetime"
+	for _, tc := range []struct {
+		name, opts string
+		want       string // the warning's fields; "" for no warning
+	}{
+		{"rotate 1d, the default lifetimes", "rotate 1d", `"rotate":"1d","longest_lifetime":"400d","check_interval":"1m0s","shortest_safe_rotate":"7d"`},
+		{"rotate 1d, a one-year visitor cookie", "rotate 1d\nmax_age 30d\ntrack {\n\tmax_age 365d\n}", `"rotate":"1d","longest_lifetime":"365d","check_interval":"1m0s","shortest_safe_rotate":"6d"`},
+		{"rotate 7d, the default lifetimes", "rotate 7d", ""},
+		{"rotate 1d, lifetimes of 30 days", "rotate 1d\nmax_age 30d\ntrack {\n\tmax_age 30d\n}", ""},
+		{"the default rotate", "check_interval 1m", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "caddy.log")
+			up := startUpstream(t, nil)
+			startCaddy(t, ringSite(up, tc.opts, ""), withGlobals(fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel WARN\n\t}", logFile)))
+			b, err := os.ReadFile(logFile)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			log := string(b)
+			switch got := strings.Count(log, msg); {
+			case tc.want == "" && got != 0:
+				t.Errorf("warned with a safe rotate:\n%s", log)
+			case tc.want != "" && (got != 1 || !strings.Contains(log, tc.want)):
+				t.Errorf("want one warning with %s, got:\n%s", tc.want, log)
 			}
 		})
 	}

@@ -26,6 +26,7 @@ type metrics struct {
 	invalid  *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
 	adopted  *prometheus.CounterVec
+	keyring  *prometheus.CounterVec
 }
 
 var (
@@ -49,6 +50,8 @@ func newMetrics() *metrics {
 			Help: "Upstream Set-Cookie lines not sent, by reason."}, []string{"reason"}),
 		adopted: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "adopted_total",
 			Help: "Plain values accepted during a rollout (adopt, unwrap) and nginx userid IDs kept, by configured cookie name or glob."}, []string{"cookie"}),
+		keyring: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "keyring_errors_total",
+			Help: "Storage key ring operations that failed, by operation (read, lock, store); the keys in memory stay in use and the next re-read retries."}, []string{"op"}),
 	}
 }
 
@@ -58,7 +61,7 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 		return theMetrics, nil
 	}
 	m := theMetrics
-	for _, c := range []prometheus.Collector{m.issued, m.verified, m.resigned, m.signed, m.invalid, m.dropped, m.adopted} {
+	for _, c := range []prometheus.Collector{m.issued, m.verified, m.resigned, m.signed, m.invalid, m.dropped, m.adopted, m.keyring} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -67,6 +70,13 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// countKeyringError counts a storage operation of the key ring that failed (op: read, lock,
+// store). The rings outlive configs, so it counts on the process's metrics, not a handler's.
+func countKeyringError(op string) {
+	m, _ := registerMetrics(nil)
+	m.keyring.WithLabelValues(op).Inc()
 }
 
 // report counts and logs what a pass did.

@@ -5,8 +5,8 @@ package signedcookies
 
 import (
 	"fmt"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 )
 

@@ -35,11 +35,15 @@ const (
 // it runs. Error routes run after it returned: on an error, a copy that outlives the pass
 // takes its place.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	prev, _ := caddyhttp.GetVar(r.Context(), flowVar).(*engine.Flow)
+	// The vars map is looked up once (GetVar and SetVar would walk the context three times).
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	prev, _ := vars[flowVar].(*engine.Flow)
 	pass, err := h.policy.Request(prev, r, h.clock(), h.clock)
 	var ph *placeholders
 	if prev == nil {
-		caddyhttp.SetVar(r.Context(), flowVar, pass.Flow())
+		if vars != nil {
+			vars[flowVar] = pass.Flow()
+		}
 		ph = registerPlaceholders(r, pass.Flow())
 	}
 	defer func() {
@@ -50,7 +54,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if err != nil {
 				kept = pass.Flow().Keep() // error routes run next, and read it
 			}
-			caddyhttp.SetVar(r.Context(), flowVar, kept)
+			if vars != nil {
+				if kept != nil {
+					vars[flowVar] = kept
+				} else {
+					delete(vars, flowVar)
+				}
+			}
 			ph.detach(kept)
 		}
 		pass.Release()

@@ -24,6 +24,9 @@
 //	flask_test.go            the Flask legacy app behind the module
 //	flask_session_test.go    flask_session and the itsdangerous format
 //	examples_test.go, examples_flask_test.go   the example configs, run
+//	docs_test.go             every config block of the README and docs/ loads; links resolve
+//	newcomer_test.go         a first deployment's quiet mistakes made loud: a wrong Flask key,
+//	                         long rollout windows, realms, lb_policy, partly managed apps, errors
 //	security_test.go         the guarantees of SECURITY.md that need their own tests
 //	keys_test.go             configured secrets, rotation, realms, reloads
 //	keyring_test.go          the storage key ring (unit); keyring_fault_test.go: across processes

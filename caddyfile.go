@@ -102,6 +102,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch sub {
 		case "secret":
+			if !d.NextArg() {
+				// what an unset {$NAME} leaves: the Caddyfile expands those while it is read
+				return d.Errf("secret: no value: give a secret made with `caddy signed-cookies secret` as {env.NAME} (read when the config loads, so the key never enters the adapted config); a {$NAME} the environment does not set leaves nothing here")
+			}
+			d.Prev()
 			err = appendArgs(d, &h.Secrets)
 		case "sign":
 			var names []string
@@ -122,7 +127,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.FlaskSession, err = parseFlaskSession(d)
 		case "encrypt":
-			err = appendArgs(d, &h.Encrypt)
+			var names []string
+			if err = appendArgs(d, &names); err != nil {
+				break
+			}
+			if nesting := d.Nesting(); d.NextBlock(nesting) {
+				return d.Errf("encrypt takes no block: list the names (encrypt %s); for their attributes add `cookie %s { … }` beside it, and to sign in itsdangerous' format use `sign <name> { format itsdangerous … }`",
+					strings.Join(names, " "), strings.Join(names, " "))
+			}
+			h.Encrypt = append(h.Encrypt, names...)
 		case "realm":
 			h.Realm, err = oneArg(d)
 		case "rotate":
@@ -429,6 +442,12 @@ func subdirectives(d *caddyfile.Dispenser, nesting int, started bool, what strin
 		seen := map[string]bool{}
 		for first := started; first || d.NextBlock(nesting); first = false {
 			sub := d.Val()
+			if sub == "{" {
+				// a block after a line that takes none: "unrecognized subdirective {" would
+				// send the reader looking for a typo
+				yield(sub, d.Errf("%sa block where none is allowed: the line before it takes no block", what))
+				return
+			}
 			key := sub
 			if setting != nil {
 				key = setting(sub)

@@ -75,7 +75,7 @@ when not header User-Agent *bot*
 		{name: "repeated track subdirective", input: "signed_cookies {\n track {\n path /\n path /a\n }\n}", err: `duplicate subdirective "path"`},
 		{name: "secret without value", input: `signed_cookies {
 secret
-}`, err: "wrong argument count"},
+}`, err: "secret: no value"},
 		{name: "realm", input: "signed_cookies {\n realm \"shop eu\"\n sign s\n}", want: `{"realm":"shop eu","sign":["s"]}`},
 		{name: "realm without value", input: "signed_cookies {\n realm\n}", err: "wrong argument count"},
 		{name: "realm with two values", input: "signed_cookies {\n realm a b\n}", err: "wrong argument count"},

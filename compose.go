@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
 	"github.com/signedcookies/caddy-signedcookies/internal/engine"
@@ -68,6 +69,9 @@ type state struct {
 	// paths are the path matchers the request matched on the way: each one is a list of
 	// patterns (\x01-separated) of which the path matches one; lists are NUL-separated.
 	paths string
+	// notPaths are the path matchers the request did not match on the way (lists as in
+	// paths): a route matching only within one of them cannot run.
+	notPaths string
 	// errors: on an error route; covered: a signed_cookies handler ran on it, so its writer
 	// rewrites what the error route's handlers answer.
 	errors, covered bool
@@ -92,13 +96,29 @@ type composer struct {
 	seen     map[[2]int]bool // pairs met on one request path (in this server)
 	onePath  map[[2]int]bool // the same, in every server
 	plain    bool            // the server being checked serves only plain HTTP
+	// apps are the upstreams reverse_proxy sends requests to in the server being checked
+	// (by dial addresses, or where the handler is when they are dynamic), with the handlers
+	// each request that reaches them went through.
+	apps map[string][]appReach
+}
+
+// appReach is a request reaching an app: the handlers it went through, and where.
+type appReach struct {
+	through uint64
+	where   string
 }
 
 func (c *composer) server(name string, srv *caddyhttp.Server) {
 	c.named, c.reached, c.seen, c.nodes = srv.NamedRoutes, map[int]bool{}, map[[2]int]bool{}, map[string][]handlerNode{}
 	c.plain = len(srv.TLSConnPolicies) == 0
+	c.apps = map[string][]appReach{}
 	first := len(c.handlers)
+	// Where a handler is reads as a user wrote it: the server's addresses, then each route's
+	// host and path matchers (a Caddyfile site is a route matching its host).
 	where := "server " + name
+	if len(srv.Listen) > 0 {
+		where += " on " + strings.Join(srv.Listen, " ")
+	}
 	c.collect(srv.Routes, where)
 	for _, n := range sortedKeys(srv.NamedRoutes) {
 		c.collect(caddyhttp.RouteList{*srv.NamedRoutes[n]}, "named route "+n)
@@ -115,12 +135,13 @@ func (c *composer) server(name string, srv *caddyhttp.Server) {
 			c.fail(fmt.Errorf("%s never runs: every request that reaches it was answered before (by reverse_proxy, respond, file_server… earlier in its route), or its matchers exclude every path that reaches it (in a site or handle block directives are sorted: signed_cookies comes before rewrite and uri); place it before the handler that answers, or use a route block to keep the order as written", x))
 		}
 	}
+	c.appsPartlyManaged()
 }
 
 // collect records every signed_cookies handler of a route list, reachable or not.
 func (c *composer) collect(list caddyhttp.RouteList, where string) {
 	for i := range list {
-		rw := fmt.Sprintf("%s, route %d", where, i)
+		rw := where + ", " + routeLabel(i, &list[i])
 		for j, hn := range c.handlersOf(&list[i], rw) {
 			hw := fmt.Sprintf("%s, handler %d", rw, j)
 			switch hn.kind {
@@ -170,7 +191,7 @@ func (c *composer) routes(list caddyhttp.RouteList, in []state, where string, al
 	for i := range list {
 		r := &list[i]
 		var next []state
-		rw := fmt.Sprintf("%s, route %d", where, i)
+		rw := where + ", " + routeLabel(i, r)
 		matchers := len(r.MatcherSetsRaw) > 0 || len(r.MatcherSets) > 0
 		paths, onlyPaths := pathsOf(r)
 		for _, s := range cur {
@@ -178,8 +199,16 @@ func (c *composer) routes(list caddyhttp.RouteList, in []state, where string, al
 				next = append(next, s) // its group already ran a route
 				continue
 			}
+			if onlyPaths && pathsExcluded(s.notPaths, paths) {
+				next = append(next, s) // every path it matches was refused by a route before
+				continue
+			}
 			if matchers {
-				next = append(next, s) // it may not match
+				skipped := s
+				if onlyPaths {
+					skipped.notPaths = addPaths(s.notPaths, paths)
+				}
+				next = append(next, skipped) // it may not match
 			}
 			if onlyPaths {
 				if !pathsMayMatch(s.paths, paths) {
@@ -248,6 +277,80 @@ func pathsMayMatch(before string, ps []string) bool {
 	return true
 }
 
+// pathsExcluded reports whether every pattern of ps matches only paths within one list of
+// patterns the request was seen not to match: a route with those paths cannot run.
+func pathsExcluded(notPaths string, ps []string) bool {
+	if notPaths == "" {
+		return false
+	}
+	for list := range strings.SplitSeq(notPaths, "\x00") {
+		refused := strings.Split(list, "\x01")
+		if !slices.ContainsFunc(ps, func(p string) bool {
+			return !slices.ContainsFunc(refused, func(q string) bool { return patternWithin(p, q) })
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+// patternWithin reports whether every path pattern p matches is matched by q too: the same
+// pattern, or one under q's literal prefix when q is such a prefix and a final *. Escaped
+// forms (%) are left out: Caddy matches them against the escaped path.
+func patternWithin(p, q string) bool {
+	if strings.Contains(p+q, "%") {
+		return false
+	}
+	if p == q || q == "*" {
+		return true
+	}
+	prefix, ok := strings.CutSuffix(q, "*")
+	return ok && !strings.ContainsAny(prefix, "*?[\\") && strings.HasPrefix(p, prefix)
+}
+
+// routeLabel names a route by its index and, where it has them, its host and path matchers.
+func routeLabel(i int, r *caddyhttp.Route) string {
+	var sets []string
+	for _, set := range r.MatcherSetsRaw {
+		var parts []string
+		for _, k := range sortedKeys(set) {
+			var vs []string
+			if (k == "host" || k == "path") && json.Unmarshal(set[k], &vs) == nil {
+				parts = append(parts, k+" "+strings.Join(vs, " "))
+			} else {
+				parts = append(parts, k)
+			}
+		}
+		sets = append(sets, strings.Join(parts, ", "))
+	}
+	if r.MatcherSetsRaw == nil {
+		for _, set := range r.MatcherSets {
+			var parts []string
+			for _, m := range set {
+				switch m := m.(type) {
+				case caddyhttp.MatchHost:
+					parts = append(parts, "host "+strings.Join(m, " "))
+				case *caddyhttp.MatchHost:
+					parts = append(parts, "host "+strings.Join(*m, " "))
+				case caddyhttp.MatchPath:
+					parts = append(parts, "path "+strings.Join(m, " "))
+				case *caddyhttp.MatchPath:
+					parts = append(parts, "path "+strings.Join(*m, " "))
+				case caddy.Module:
+					parts = append(parts, m.CaddyModule().ID.Name())
+				default:
+					parts = append(parts, "matcher")
+				}
+			}
+			sets = append(sets, strings.Join(parts, ", "))
+		}
+	}
+	if len(sets) == 0 {
+		return fmt.Sprintf("route %d", i)
+	}
+	return fmt.Sprintf("route %d [%s]", i, strings.Join(sets, " | "))
+}
+
 func addPaths(before string, ps []string) string {
 	list := strings.Join(ps, "\x01")
 	if before == "" {
@@ -280,12 +383,15 @@ func dedupe(ss []state) []state {
 		if c := strings.Compare(a.groups, b.groups); c != 0 {
 			return c
 		}
-		return strings.Compare(a.paths, b.paths)
+		if c := strings.Compare(a.paths, b.paths); c != 0 {
+			return c
+		}
+		return strings.Compare(a.notPaths, b.notPaths)
 	})
 	ss = slices.Compact(ss)
 	if len(ss) > maxStates {
 		for i := range ss {
-			ss[i].groups, ss[i].paths = "", ""
+			ss[i].groups, ss[i].paths, ss[i].notPaths = "", "", ""
 		}
 		ss = dedupe(ss)
 	}
@@ -339,8 +445,11 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 					c.fail(fmt.Errorf("%s (handle_errors) answers errors of requests %s handled with %s, which no signed_cookies handler covers there: "+
 						"the app's Set-Cookie lines would leave as written, unsigned; put signed_cookies (the same configuration) in handle_errors before %s", hw, x, hn.name, hn.name))
 				}
+				if hn.proxies && !s.errors {
+					c.proxied(hn, s, hw)
+				}
 			case kindRewrite:
-				s.paths = ""
+				s.paths, s.notPaths = "", ""
 				next = append(next, s)
 			default:
 				if len(hn.cookies) > 0 {
@@ -355,6 +464,81 @@ func (c *composer) chain(r *caddyhttp.Route, s state, where string, all *[]state
 		}
 	}
 	return cur
+}
+
+// proxied checks a request reaching reverse_proxy: its load balancing must not stick on the
+// visitor cookie (which the module keeps the app from setting) nor on a visitor ID header the
+// handlers on its path do not send; and it notes which handlers the request went through, so
+// that an app reached both through a handler and around it is reported.
+func (c *composer) proxied(hn handlerNode, s state, where string) {
+	var trackers []*handlerAt
+	for _, x := range c.handlers {
+		if x.id < 64 && s.through&(1<<x.id) != 0 && x.h.Track != nil {
+			trackers = append(trackers, x)
+		}
+	}
+	for _, x := range trackers {
+		if hn.lbCookie != "" && hn.lbCookie == x.h.Track.Name {
+			c.fail(fmt.Errorf("reverse_proxy (%s): lb_policy cookie %s and %s use one cookie name: the module keeps the app (reverse_proxy included) from setting the visitor cookie, so no request would stick; "+
+				"stick on the visitor ID instead (lb_policy header %s, from the first request on), or give lb_policy cookie another name", where, hn.lbCookie, x, cmpOr(x.h.Track.Header, defaultIDHeader)))
+		}
+	}
+	if hn.lbHeader != "" && len(trackers) > 0 && !slices.ContainsFunc(trackers, func(x *handlerAt) bool { return strings.EqualFold(x.h.Track.Header, hn.lbHeader) }) &&
+		strings.EqualFold(hn.lbHeader, defaultIDHeader) {
+		key := "lb header\x00" + where
+		if !c.warned[key] {
+			c.warned[key] = true
+			c.logger.Warn("reverse_proxy's lb_policy header names the default visitor ID header, which the signed_cookies handler before it does not send (its track header is renamed or off): requests stick on whatever the client sends, or not at all; use lb_policy header with the track header's name",
+				zap.String("reverse_proxy", where), zap.String("lb_policy_header", hn.lbHeader), zap.String("track_header", trackers[0].h.Track.Header), zap.String("signed_cookies", trackers[0].String()))
+		}
+	}
+	app := where
+	if len(hn.dials) > 0 {
+		app = strings.Join(slices.Sorted(slices.Values(hn.dials)), " ")
+	}
+	c.apps[app] = append(c.apps[app], appReach{through: s.through, where: where})
+}
+
+// manages reports whether a handler changes what the app's cookies are: it signs, encrypts,
+// checks a Flask session or rewrites attributes.
+func (x *handlerAt) manages() bool {
+	h := x.h
+	return len(h.Sign)+len(h.Encrypt)+len(h.SignFormat)+len(h.Cookie) > 0 || h.FlaskSession != nil
+}
+
+// appsPartlyManaged warns about apps that some requests reach through a signed_cookies
+// handler managing their cookies and others reach around it: a path matcher on the handler
+// that leaves the rest of the site to the same app, or a rewrite that sends a path the
+// matcher skipped there. On those requests the app's Set-Cookie lines leave as written and
+// the client's cookies reach it unverified.
+func (c *composer) appsPartlyManaged() {
+	var managing uint64
+	for _, x := range c.handlers {
+		if x.id < 64 && x.manages() {
+			managing |= 1 << x.id
+		}
+	}
+	for _, app := range sortedKeys(c.apps) {
+		reaches := c.apps[app]
+		i := slices.IndexFunc(reaches, func(r appReach) bool { return r.through&managing == 0 })
+		if i < 0 {
+			continue
+		}
+		around := reaches[i]
+		for _, x := range c.handlers {
+			if x.id >= 64 || managing&(1<<x.id) == 0 || !slices.ContainsFunc(reaches, func(r appReach) bool { return r.through&(1<<x.id) != 0 }) {
+				continue
+			}
+			key := "partly\x00" + app + "\x00" + x.where
+			if c.warned[key] {
+				continue
+			}
+			c.warned[key] = true
+			c.logger.Warn("an app reached both through signed_cookies and around it: requests its matcher skips (other paths of the site, or paths a rewrite sends there) get the app's Set-Cookie lines as written, unsigned, and reach it with the client's cookies unverified; "+
+				"give signed_cookies no matcher, or place it where every route to this app passes (before the rewrite, outside the handle block)",
+				zap.String("app", app), zap.String("signed_cookies", x.String()), zap.String("reached_around_it_at", around.where))
+		}
+	}
 }
 
 // found returns the record of a signed_cookies handler, made the first time it is met.
@@ -394,7 +578,9 @@ func (c *composer) sharedKeys() {
 				continue
 			}
 			if name := sharedName(x.h, y.h); name != "" {
-				c.logger.Warn("two handlers share keys and a cookie name without a realm: each accepts the cookies the other issued; give each its own realm",
+				c.logger.Warn("two handlers share keys and a cookie name without a realm: each accepts the cookies the other issued; "+
+					"give a realm to the site that has no users yet (the new one): setting a realm on a live site invalidates every cookie it issued so far "+
+					"(every visitor gets a new ID, signed cookies are dropped, users are logged out); if both are live, give it to the one whose cookies are cheapest to lose",
 					zap.String("cookie", name), zap.String("first", x.String()), zap.String("second", y.String()))
 			}
 		}
@@ -479,6 +665,60 @@ type handlerNode struct {
 	name           string   // the module's name (a named route's for invoke)
 	proxies        bool     // reverse_proxy: the app answers, its Set-Cookie lines included
 	cookies        []string // the request cookies whose placeholders the handler reads
+	// reverse_proxy only: its static upstreams, and the cookie or header its load balancing
+	// sticks on (lb_policy cookie <name>, lb_policy header <field>).
+	dials              []string
+	lbCookie, lbHeader string
+}
+
+// proxyHead is what the composition reads of reverse_proxy's JSON.
+type proxyHead struct {
+	Upstreams []struct {
+		Dial string `json:"dial"`
+	} `json:"upstreams"`
+	LoadBalancing *struct {
+		SelectionPolicy *struct {
+			Policy string `json:"policy"`
+			Name   string `json:"name"`
+			Field  string `json:"field"`
+		} `json:"selection_policy"`
+	} `json:"load_balancing"`
+}
+
+// readProxy fills in a reverse_proxy node from its JSON.
+func (n *handlerNode) readProxy(raw []byte) {
+	var p proxyHead
+	if json.Unmarshal(raw, &p) != nil {
+		return
+	}
+	for _, u := range p.Upstreams {
+		n.dials = append(n.dials, u.Dial)
+	}
+	if lb := p.LoadBalancing; lb != nil && lb.SelectionPolicy != nil {
+		switch sp := lb.SelectionPolicy; sp.Policy {
+		case "cookie":
+			n.lbCookie = cmpOr(sp.Name, "lb") // reverse_proxy's default
+		case "header":
+			n.lbHeader = sp.Field
+		}
+	}
+}
+
+// readProvisionedProxy fills in a reverse_proxy node from the provisioned handler, whose
+// load-balancing JSON Caddy has dropped.
+func (n *handlerNode) readProvisionedProxy(rp *reverseproxy.Handler) {
+	for _, u := range rp.Upstreams {
+		n.dials = append(n.dials, u.Dial)
+	}
+	if rp.LoadBalancing == nil {
+		return
+	}
+	switch sp := rp.LoadBalancing.SelectionPolicy.(type) {
+	case *reverseproxy.CookieHashSelection:
+		n.lbCookie = cmpOr(sp.Name, "lb")
+	case *reverseproxy.HeaderHashSelection:
+		n.lbHeader = sp.Field
+	}
 }
 
 // cookiePlaceholder finds the placeholders of request cookies in a handler's configuration.
@@ -587,7 +827,9 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 			if n.kind != kindOurs && n.kind != kindSubroute {
 				n.cookies = cookiesRead(raw)
 			}
-			n.proxies = head.Handler == "reverse_proxy"
+			if n.proxies = head.Handler == "reverse_proxy"; n.proxies {
+				n.readProxy(raw)
+			}
 			out = append(out, n)
 		}
 		return out
@@ -617,6 +859,9 @@ func readHandlers(r *caddyhttp.Route) []handlerNode {
 				n.name, n.proxies = id, id == "reverse_proxy"
 				if js, err := json.Marshal(mh); err == nil {
 					n.cookies = cookiesRead(js)
+				}
+				if rp, ok := mh.(*reverseproxy.Handler); ok {
+					n.readProvisionedProxy(rp)
 				}
 			}
 		}

@@ -6,6 +6,7 @@
 package signedcookies
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"path"
@@ -110,15 +111,46 @@ func parseSecret(i int, s string) (b []byte, weak string, err error) {
 		if b, weak, err = cookie.ParseOldSecret(s); err == nil {
 			return b, weak, nil
 		}
-		return nil, "", fmt.Errorf("secret %d %v", i+1, err)
+		return nil, "", secretError(i, s, err)
 	}
 	if b, err = cookie.ParseSecret(s); err != nil {
-		if _, weak, old := cookie.ParseOldSecret(s); old == nil && weak != "" {
+		_, weak, old := cookie.ParseOldSecret(s)
+		if old == nil && weak != "" {
 			return nil, "", fmt.Errorf("secret 1 %v; to keep the cookies it signed valid, put the new secret first and keep this one second, where it only verifies them until they expire", err)
+		}
+		if old != nil {
+			return nil, "", secretError(i, s, old)
 		}
 		return nil, "", fmt.Errorf("secret 1 %v", err)
 	}
 	return b, "", nil
+}
+
+// makeSecretHint says how to make a secret and keep it out of the config.
+const makeSecretHint = "make one with `caddy signed-cookies secret` (or `head -c32 /dev/urandom | base64`) and give it as {env.NAME} or {file.PATH}, which Caddy reads when the config loads"
+
+// secretError words a secret that does not decode for whoever typed it: a shell variable
+// Caddy does not expand, a password where base64 of random bytes belongs, or too few bytes.
+// It never shows the value.
+func secretError(i int, s string, err error) error {
+	t := strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(t, "$"):
+		return fmt.Errorf("secret %d looks like a shell variable: Caddy does not expand $NAME; write {env.NAME} to read the environment variable NAME (a secret made with `caddy signed-cookies secret`)", i+1)
+	case t != "" && !isBase64(t):
+		return fmt.Errorf("secret %d is not valid base64: a secret is not a password but base64 of at least %d random bytes; %s", i+1, cookie.MinSecretBytes, makeSecretHint)
+	}
+	return fmt.Errorf("secret %d %v; %s", i+1, err, makeSecretHint)
+}
+
+// isBase64 reports whether s decodes in one of the alphabets secrets may use.
+func isBase64(s string) bool {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if _, err := enc.Strict().DecodeString(s); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // checkAdopt checks the rollout settings: names, deadlines and attributes that parse (the

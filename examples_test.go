@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -49,9 +50,14 @@ func TestExamplesValidate(t *testing.T) {
 	}
 }
 
-// The README shows examples/production.Caddyfile's site as it is, and the demo's commands.
+// docs/caddyfile.md shows examples/production.Caddyfile's site as it is; the README, a product
+// page, shows the demo's and the tests' commands and links the changelog and upgrading notes.
 func TestReadmeShowsTheExamples(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := os.ReadFile("docs/caddyfile.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,18 +66,50 @@ func TestReadmeShowsTheExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	site := string(prod[strings.Index(string(prod), "app.example.com {"):])
-	_, after, ok := strings.Cut(string(readme), "Production (`examples/production.Caddyfile`")
+	_, after, ok := strings.Cut(string(ref), "Production (`examples/production.Caddyfile`")
 	if !ok {
-		t.Fatal("README has no production example")
+		t.Fatal("docs/caddyfile.md has no production example")
 	}
 	_, block, _ := strings.Cut(after, "```caddyfile\n")
 	block, _, _ = strings.Cut(block, "```")
 	if block != site {
-		t.Errorf("README's production example differs from examples/production.Caddyfile:\n%s\nwant:\n%s", block, site)
+		t.Errorf("docs/caddyfile.md's production example differs from examples/production.Caddyfile:\n%s\nwant:\n%s", block, site)
 	}
-	for _, cmd := range []string{"go run ./cmd/caddy run --config examples/Caddyfile", "go test ./..."} {
-		if !strings.Contains(string(readme), cmd) {
-			t.Errorf("README lacks %q", cmd)
+	for _, want := range []string{"go run ./cmd/caddy run --config examples/Caddyfile", "go test ./...",
+		"](CHANGELOG.md)", "](docs/upgrading.md)", "xcaddy build --with github.com/signedcookies/caddy-signedcookies\n", "](examples/Dockerfile)"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+	if n := strings.Count(string(readme), "\n"); n > 250 {
+		t.Errorf("README.md has %d lines: it is the product page; the reference goes in docs/", n)
+	}
+}
+
+// examples/Dockerfile builds this module with xcaddy on Caddy's builder image, and runs it on
+// the image of the Caddy version the module is built and tested with (go.mod's).
+func TestDockerfileBuildsThisModule(t *testing.T) {
+	df, err := os.ReadFile("examples/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*github\.com/caddyserver/caddy/v2 v(\S+)$`).FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("go.mod requires no Caddy")
+	}
+	for _, want := range []string{
+		"ARG CADDY_VERSION=" + string(m[1]) + "\n",
+		"FROM caddy:${CADDY_VERSION}-builder AS builder\n",
+		"RUN xcaddy build --with github.com/signedcookies/caddy-signedcookies\n",
+		"FROM caddy:${CADDY_VERSION}\n",
+		"COPY --from=builder /usr/bin/caddy /usr/bin/caddy\n",
+	} {
+		if !strings.Contains(string(df), want) {
+			t.Errorf("examples/Dockerfile lacks %q", want)
 		}
 	}
 }

@@ -25,6 +25,9 @@
 //	flask_test.go            the Flask legacy app behind the module
 //	flask_session_test.go    flask_session and the itsdangerous format
 //	examples_test.go, examples_flask_test.go   the example configs, run
+//	docs_test.go             every config block of the README and docs/ loads; links resolve
+//	newcomer_test.go         a first deployment's quiet mistakes made loud: a wrong Flask key,
+//	                         long rollout windows, realms, lb_policy, partly managed apps, errors
 //	security_test.go         the guarantees of SECURITY.md that need their own tests
 //	keys_test.go             configured secrets, rotation, realms, reloads
 //	keyring_fault_test.go    the storage key ring on bad days, across processes (its unit tests
@@ -67,6 +70,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	"github.com/caddyserver/certmagic"
 
 	"github.com/signedcookies/caddy-signedcookies/internal/testsupport/testskip"
 )
@@ -81,7 +85,18 @@ func TestMain(m *testing.M) {
 		caddycmd.Main()
 		return
 	}
-	os.Exit(testskip.Main(m))
+	// Configs that name no storage (the README's and docs' examples, validated as written)
+	// get Caddy's default one: a directory of this run, never the user's own.
+	dir, err := os.MkdirTemp("", "signed-cookies-test-data-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_DATA_HOME", dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	caddy.DefaultStorage = &certmagic.FileStorage{Path: caddy.AppDataDir()}
+	code := testskip.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // fixedSecret is a 32-byte secret that looks random (the module refuses ones that do not),

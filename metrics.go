@@ -7,8 +7,11 @@ package signedcookies
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -27,6 +30,8 @@ type metrics struct {
 	dropped  *prometheus.CounterVec
 	adopted  *prometheus.CounterVec
 	keyring  *prometheus.CounterVec
+	// flaskKeys counts the alarms of flaskWatch: every Flask session failing its signature.
+	flaskKeys prometheus.Counter
 }
 
 var (
@@ -52,6 +57,7 @@ func newMetrics() *metrics {
 			Help: "Plain values accepted during a rollout (adopt, unwrap) and nginx userid IDs kept, by configured cookie name or glob."}, []string{"cookie"}),
 		keyring: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "keyring_errors_total",
 			Help: "Storage key ring operations that failed, by operation (read, lock, store); the keys in memory stay in use and the next re-read retries."}, []string{"op"}),
+		flaskKeys: counter("flask_key_mismatch_total", "Times a flask_session handler saw 10 Flask sessions in a row fail their signature with none valid: its secret_key or salt is most likely not the app's. Logged as an error, at most every 5 minutes per handler."),
 	}
 }
 
@@ -61,7 +67,7 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 		return theMetrics, nil
 	}
 	m := theMetrics
-	for _, c := range []prometheus.Collector{m.issued, m.verified, m.resigned, m.signed, m.invalid, m.dropped, m.adopted, m.keyring} {
+	for _, c := range []prometheus.Collector{m.issued, m.verified, m.resigned, m.signed, m.invalid, m.dropped, m.adopted, m.keyring, m.flaskKeys} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -79,9 +85,12 @@ func countKeyringError(op string) {
 	m.keyring.WithLabelValues(op).Inc()
 }
 
-// report counts and logs what a pass did.
-func (h *Handler) report(rp *engine.Report) {
+// report counts and logs what a pass did. forwarded is the Cookie header the upstream got.
+func (h *Handler) report(rp *engine.Report, forwarded []string) {
 	m := h.metrics
+	if h.flaskWatch != nil {
+		h.watchFlask(rp, forwarded)
+	}
 	if rp.Verified > 0 {
 		m.verified.Add(float64(rp.Verified))
 	}
@@ -184,4 +193,60 @@ func (h *Handler) warnSecureOnPlain(name string) {
 	w.onceCount.Add(1)
 	h.logger.Warn("a cookie that needs the Secure attribute, set on a response to a plain-HTTP request: browsers (other than on localhost) refuse it; serve the site over HTTPS, or list the TLS-terminating proxy in front of Caddy in trusted_proxies",
 		zap.String("cookie", name))
+}
+
+// A flask_session whose secret_key or salt is not the app's fails every session, and the only
+// sign, one bad_mac warning per request, reads like an attack; with on_invalid drop it logs
+// every user out. So a run of sessions failing their signature with none valid between them
+// is an error naming the keys, once per interval, and a metric. A run, not a ratio: forged
+// sessions among valid ones break it, and a site with few logins still reaches it.
+const (
+	flaskAlarmRun   = 10              // sessions failing in a row, none valid between
+	flaskAlarmEvery = 5 * time.Minute // at most one error line per handler in this time
+)
+
+// flaskWatch follows one handler's Flask sessions.
+type flaskWatch struct {
+	name      string       // the session cookie
+	run       atomic.Int64 // sessions failing their signature since the last valid one
+	lastAlarm atomic.Int64 // when the error was last logged, Unix nanoseconds; 0: never
+}
+
+// watchFlask counts a session failing its signature, or ends the run when one verified
+// (it reached the upstream with no event against it).
+func (h *Handler) watchFlask(rp *engine.Report, forwarded []string) {
+	fw := h.flaskWatch
+	if !slices.ContainsFunc(rp.Events, func(e engine.Event) bool {
+		return !e.Response && e.Reason == engine.BadMAC && e.Name == fw.name
+	}) {
+		if fw.run.Load() > 0 && holdsCookie(forwarded, fw.name) {
+			fw.run.Store(0)
+		}
+		return
+	}
+	n := fw.run.Add(1)
+	if n < flaskAlarmRun {
+		return
+	}
+	now, last := h.now().UnixNano(), fw.lastAlarm.Load()
+	if last != 0 && now-last < int64(flaskAlarmEvery) || !fw.lastAlarm.CompareAndSwap(last, now) {
+		return
+	}
+	h.metrics.flaskKeys.Inc()
+	f := h.FlaskSession
+	h.logger.Error("every Flask session fails its signature: flask_session's secret_key or salt is not the app's (Flask's SECRET_KEY, and its session salt, \"cookie-session\" unless the app changed it); "+
+		"with on_invalid drop every user is logged out at each request: use on_invalid pass until this stops",
+		zap.String("cookie", fw.name), zap.Int64("failed_in_a_row", n), zap.String("salt", f.Salt), zap.String("on_invalid", f.OnInvalid))
+}
+
+// holdsCookie reports whether a Cookie header holds a pair of that name.
+func holdsCookie(header []string, name string) bool {
+	for _, line := range header {
+		for pair := range strings.SplitSeq(line, ";") {
+			if n, _, ok := strings.Cut(strings.TrimSpace(pair), "="); ok && n == name {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,8 +118,10 @@ type Handler struct {
 	metrics *metrics
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
-	now     func() time.Time
-	clock   func() int64 // now, in Unix seconds: made once, so that no request allocates it
+	// flaskWatch notices a flask_session whose keys are not the app's; nil without one.
+	flaskWatch *flaskWatch
+	now        func() time.Time
+	clock      func() int64 // now, in Unix seconds: made once, so that no request allocates it
 }
 
 // SignFormat signs cookies in another format (Caddyfile: sign <names> { format … }).
@@ -364,6 +367,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.keys.follow(c.codecs...)
 	}
 	h.policy = c.policy
+	if h.FlaskSession != nil {
+		h.flaskWatch = &flaskWatch{name: h.FlaskSession.Name}
+	}
 	h.logLoadWarnings()
 	return checkComposition(ctx, h)
 }
@@ -392,10 +398,13 @@ func (h *Handler) logLoadWarnings() {
 	for _, a := range h.Adopt {
 		until, _ := parseDeadline(a.Until) // checked
 		h.warnPast("adopt", a.Until, until)
+		h.warnLongWindow("adopt "+strings.Join(a.Cookies, " "), a.Until, until, h.adoptLifetime(a))
 	}
 	if t := h.Track; t != nil && t.AdoptNginx != nil {
 		until, _ := parseDeadline(t.AdoptNginx.Until) // checked
 		h.warnPast("track: adopt_nginx", t.AdoptNginx.Until, until)
+		// nginx's own userid_expires is not known here; no browser keeps a cookie longer
+		h.warnLongWindow("track: adopt_nginx "+t.AdoptNginx.Name, t.AdoptNginx.Until, until, lifetime{maxTrackMaxAge, "the 400 days browsers keep a cookie at most"})
 	}
 	for _, s := range h.SignFormat {
 		h.logger.Info("itsdangerous values carry no timestamp (URLSafeSerializer): max_age and the upstream's Max-Age or Expires do not bound them", zap.Strings("cookies", s.Names))
@@ -471,7 +480,7 @@ func (h *Handler) configuredKeys(realm string) (*cookie.KeyRing, error) {
 		v, err := repl.ReplaceOrErr(s, true, true)
 		if err != nil {
 			// the error names the placeholder, never a value
-			return nil, fmt.Errorf("secret %d: %v", i+1, err)
+			return nil, fmt.Errorf("secret %d: %v: set it in Caddy's environment (or file) before Caddy starts; %s", i+1, err, makeSecretHint)
 		}
 		var weak string
 		if secrets[i], weak, err = parseSecret(i, v); err != nil {
@@ -500,6 +509,53 @@ func (h *Handler) warnPast(field, text string, until time.Time) {
 	if !until.After(h.now()) {
 		h.logger.Warn("deadline in the past: this setting has no effect any more", zap.String("field", field), zap.String("until", text))
 	}
+}
+
+// lifetime is how long a cookie can live, and what says so.
+type lifetime struct {
+	d   time.Duration
+	why string
+}
+
+// adoptLifetime is how long a plain cookie adopted by a can still arrive: the Max-Age its
+// attributes give, else the oldest signature the handler accepts, and never more than
+// browsers keep a cookie.
+func (h *Handler) adoptLifetime(a Adoption) lifetime {
+	lt := lifetime{time.Duration(h.MaxAge), "max_age " + formatDays(time.Duration(h.MaxAge))}
+	for attr := range strings.SplitSeq(a.Attributes, ";") {
+		if k, v, _ := strings.Cut(strings.TrimSpace(attr), "="); strings.EqualFold(k, "max-age") {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < int64(maxTrackMaxAge/time.Second) {
+				lt = lifetime{time.Duration(n) * time.Second, "its attributes' Max-Age=" + v}
+			}
+		}
+	}
+	if lt.d > maxTrackMaxAge {
+		lt = lifetime{maxTrackMaxAge, "the 400 days browsers keep a cookie at most"}
+	}
+	return lt
+}
+
+// warnLongWindow says so when a rollout window ends later than the cookies it is for can
+// live: by then every plain cookie set before the rollout has expired or been set again
+// signed, and the rest of the window only accepts plain values no browser holds any more
+// (forged ones, that is). A deadline years out is a typo or a placeholder.
+func (h *Handler) warnLongWindow(field, text string, until time.Time, lt lifetime) {
+	now := h.now()
+	if until.Sub(now) <= lt.d {
+		return
+	}
+	h.logger.Warn("rollout window longer than the cookies' lifetime: after "+lt.why+" every plain cookie set before the rollout has expired or been set again signed, "+
+		"and until the deadline plain values, forged or not, are still accepted; end the window sooner",
+		zap.String("field", field), zap.String("until", text), zap.String("lifetime", formatDays(lt.d)),
+		zap.String("suggested_until", now.Add(lt.d).UTC().Format(time.DateOnly)))
+}
+
+// formatDays writes a duration in days when it is whole days (365d), else as Go does.
+func formatDays(d time.Duration) string {
+	if d >= day && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
 }
 
 // selfTest round-trips a value through the signing key so that a broken key fails the config

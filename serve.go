@@ -47,7 +47,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		ph = registerPlaceholders(r, pass.Flow())
 	}
 	defer func() {
-		h.report(&pass.Report)
+		h.report(&pass.Report, r.Header["Cookie"])
 		if prev == nil {
 			// The pass goes back to its pool: nothing may point at its flow any more.
 			kept := (*engine.Flow)(nil)

@@ -154,6 +154,7 @@ func benchUnmanaged(n int) string {
 // benchCase is one request path.
 type benchCase struct {
 	name       string
+	h          *Handler // the handler configured for it; nil for the shared one
 	cookie     string   // the request's Cookie line, "" for none
 	setCookies []string // what next sets
 	check      func(b testing.TB, w *benchWriter, r *http.Request)
@@ -224,9 +225,117 @@ func benchCodec(b testing.TB, h *Handler, name string) *cookie.Codec {
 	return c
 }
 
+// benchProvision provisions h as Caddy would, with no storage (a configured secret).
+func benchProvision(b testing.TB, h *Handler) *Handler {
+	b.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// benchFlaskKey and benchFlaskSession: a Flask app's SECRET_KEY and a session it signed
+// ({"user": "alice", "role": "member"}, by Flask 3's SecureCookieSessionInterface). No max
+// age is configured, so it verifies whenever the benchmark runs.
+const (
+	benchFlaskKey     = "bench flask secret key, not a real one"
+	benchFlaskSession = "eyJ1c2VyIjoiYWxpY2UiLCJyb2xlIjoibWVtYmVyIn0.axY5Cw.KCRk8-xim3TP_npI9osS0QFa7ZE"
+)
+
+// benchFeatureCases are the request paths of the features beside tracking and signing, each
+// through a handler configured for it, with a visitor cookie and the feature's cookie:
+// a cookie block (attributes and a prefix on a signed cookie), a value split over three
+// cookies, a Flask session, and a rollout configured but not used (every value encoded).
+func benchFeatureCases(b testing.TB) []benchCase {
+	on := true
+	block := benchProvision(b, &Handler{Secrets: []string{benchSecret}, Track: &Track{}, Sign: []string{"session"},
+		Cookie: []CookieRule{{Names: []string{"session"}, HTTPOnly: &on, SameSite: "strict", Path: &Rewrite{From: "/app", To: "/"}}}})
+	split := benchProvision(b, &Handler{Secrets: []string{benchSecret}, Track: &Track{}, Encrypt: []string{"cart"},
+		Cookie: []CookieRule{{Names: []string{"cart"}, Split: true}}})
+	flask := benchProvision(b, &Handler{Secrets: []string{benchSecret}, Track: &Track{},
+		FlaskSession: &FlaskSession{SecretKey: []string{benchFlaskKey}, Expose: []string{"user"}}})
+	rollout := benchProvision(b, &Handler{Secrets: []string{benchSecret}, Track: &Track{}, Sign: []string{"session"},
+		Adopt: []Adoption{{Cookies: []string{"session"}, Until: rolloutFuture(), Attributes: "Path=/; HttpOnly"}}})
+
+	var buf []byte
+	// decoder returns the codec call a cookie needs, resolved once: the floor is the
+	// cryptography, not the lookup. values are the cookie's values as the client holds them
+	// (several for a split value: its long codec then).
+	decoder := func(h *Handler, name string, values ...string) func() int {
+		v := h.policy.Inspect(name, values, 0).Codec
+		value := values[0]
+		if k, first, ok := strings.Cut(value, "*"); ok && len(k) == 1 && len(values) > 1 {
+			value = first + strings.Join(values[1:], "") // a split value: the pieces joined
+		}
+		return func() int {
+			d, err := v.AppendDecodeAt(buf[:0], name, value, time.Now().Unix())
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			buf = d.Value
+			return len(d.Value)
+		}
+	}
+	forwards := func(cookie, want string) func(b testing.TB, w *benchWriter, r *http.Request) {
+		return func(b testing.TB, w *benchWriter, r *http.Request) {
+			if got := w.header["Set-Cookie"]; len(got) != 0 {
+				b.Fatalf("answered with Set-Cookie %q", got)
+			}
+			if v, n := upstreamCookie(r, cookie); n != 1 || !strings.HasPrefix(v, want) || r.Header.Get("X-Visitor-Id") == "" {
+				b.Fatalf("upstream would see Cookie %q, X-Visitor-Id %q", r.Header.Get("Cookie"), r.Header.Get("X-Visitor-Id"))
+			}
+		}
+	}
+	var cases []benchCase
+	for _, f := range []struct {
+		name    string
+		h       *Handler
+		sets    []string // what the upstream sets once, to mint the cookies; nil: the Flask app's
+		app     string   // the cookie the upstream reads, and its plain value's start
+		want    string
+		cookies []string // the minted cookies the request carries
+	}{
+		{"cookie_block", block, []string{"session=alice; Path=/"}, "session", "alice", []string{"session"}},
+		{"split", split, []string{"cart=" + strings.Repeat("item-0042,", 500) + "; Path=/"}, "cart", "item-0042,", []string{"cart", "cart__1", "cart__2"}},
+		{"flask_session", flask, nil, "session", benchFlaskSession, nil},
+		{"rollout_unused", rollout, []string{"session=alice; Path=/"}, "session", "alice", []string{"session"}},
+	} {
+		vid := benchMint(b, f.h, "", benchNext(nil), "vid")
+		line, values := vid, []string{benchFlaskSession}
+		if f.sets != nil {
+			w := &benchWriter{header: http.Header{}}
+			if err := f.h.ServeHTTP(w, benchRequest(vid), benchNext(f.sets)); err != nil {
+				b.Fatal(err)
+			}
+			minted := map[string]string{}
+			for _, sc := range w.header["Set-Cookie"] {
+				pair, _, _ := strings.Cut(sc, ";")
+				name, value, _ := strings.Cut(pair, "=")
+				minted[name] = value
+			}
+			values = values[:0]
+			for _, name := range f.cookies {
+				if minted[name] == "" {
+					b.Fatalf("%s: no Set-Cookie for %s: %q", f.name, name, w.header["Set-Cookie"])
+				}
+				line += "; " + name + "=" + minted[name]
+				values = append(values, minted[name])
+			}
+		} else {
+			line += "; session=" + benchFlaskSession
+		}
+		decodeVid, decodeApp := decoder(f.h, "vid", strings.TrimPrefix(vid, "vid=")), decoder(f.h, f.app, values...)
+		cases = append(cases, benchCase{name: f.name, h: f.h, cookie: line, check: forwards(f.app, f.want),
+			floor: func() int { return decodeVid() + decodeApp() }})
+	}
+	return cases
+}
+
 // benchServer returns a function that serves one request of case c through mw. Each call puts
 // back the request headers the handler replaces (Cookie, X-Visitor-Id) without allocating;
-// with fresh, the request gets a new context (replacer, vars) as in Caddy.
+// with fresh, the request gets a new context (replacer, vars…) as Caddy's server makes it.
 func benchServer(b testing.TB, mw caddyhttp.MiddlewareHandler, c benchCase, fresh bool) (serve func(), w *benchWriter, r *http.Request) {
 	r = benchRequest(c.cookie)
 	cookieLines := r.Header["Cookie"]
@@ -244,7 +353,7 @@ func benchServer(b testing.TB, mw caddyhttp.MiddlewareHandler, c benchCase, fres
 		caddyhttp.SetVar(r.Context(), flowVar, nil) // a new request, as far as the module knows
 		req := r
 		if fresh {
-			req = r.WithContext(benchContext(r, true))
+			req = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil) // as Caddy's server does
 		}
 		if err := mw.ServeHTTP(w, req, next); err != nil {
 			b.Fatal(err)
@@ -289,9 +398,13 @@ func reportCPU(b *testing.B, start time.Duration) {
 // cryptography it must do (bench/README.md has the table and how it is made).
 func BenchmarkServeHTTP(b *testing.B) {
 	h := benchHandler(b)
-	for _, c := range benchCases(b, h) {
+	for _, c := range append(benchCases(b, h), benchFeatureCases(b)...) {
+		mw := h
+		if c.h != nil {
+			mw = c.h
+		}
 		b.Run(c.name+"/noop", func(b *testing.B) { benchServe(b, benchNoop{}, c, false) })
-		b.Run(c.name+"/signed_cookies", func(b *testing.B) { benchServe(b, h, c, false) })
+		b.Run(c.name+"/signed_cookies", func(b *testing.B) { benchServe(b, mw, c, false) })
 		b.Run(c.name+"/floor", func(b *testing.B) { benchFloor(b, c) })
 	}
 }
@@ -311,8 +424,9 @@ func benchFloor(b *testing.B, c benchCase) {
 	}
 }
 
-// BenchmarkServeHTTPFreshRequest gives every request its own replacer and vars map, as Caddy
-// does: closer to a real request, at the price of the harness's own allocations (see noop).
+// BenchmarkServeHTTPFreshRequest gives every request the context Caddy's server makes for it
+// (caddyhttp.PrepareRequest: a new replacer, vars map, route groups…): closer to a real
+// request, at the price of the harness's own allocations (see noop).
 func BenchmarkServeHTTPFreshRequest(b *testing.B) {
 	h := benchHandler(b)
 	for _, c := range benchCases(b, h) {

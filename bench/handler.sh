@@ -56,8 +56,8 @@ function median(a, n,    i, j, t) {
   paths[$3] = 1; vars[$1] = 1; rounds[$2] = 1 }
 END {
 	printf "%-22s %-8s %-24s %-10s %s\n", "path", "version", "cost / floor: median (range)", "cost ns", "per request"
-	split("verify verify_10_unmanaged verify_50_unmanaged issue upstream_sign", order, " ")
-	for (o = 1; o <= 5; o++) {
+	no = split("verify verify_10_unmanaged verify_50_unmanaged issue upstream_sign cookie_block split flask_session rollout_unused", order, " ")
+	for (o = 1; o <= no; o++) {
 		path = order[o]
 		if (!(path in paths)) continue
 		for (v in vars) {

@@ -49,7 +49,7 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 	res.decodes++
 	d, err := r.codec.AppendDecodeAt(res.joined[:0], name, pr.value(res), now)
 	res.joined = d.Value
-	var fields map[string]string
+	var fields itsdangerous.Fields
 	if err == nil {
 		fields, err = itsdangerous.SessionFields(d.Value)
 		if err != nil {
@@ -83,7 +83,7 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 	res.found = append(res.found, found{name: name, rule: int(pr.rule), Decoded: cookie.Decoded{Signed: d.Signed, Key: d.Key}})
 	size := 0
 	for _, k := range f.Expose {
-		v, ok := fields[k]
+		v, ok := fields.Get(k)
 		if !ok || !headerSafe(v) || size+len(v) > maxExposedSize {
 			continue
 		}

@@ -504,7 +504,14 @@ func mFlaskValid(r *mRule, v string) (map[string]string, bool) {
 		return nil, false
 	}
 	fields, err := itsdangerous.SessionFields(d.Value)
-	return fields, err == nil
+	if err != nil {
+		return nil, false
+	}
+	out := map[string]string{}
+	for k := range fields {
+		out[k], _ = fields.Get(k)
+	}
+	return out, true
 }
 
 // visitorKept is the ID of the first verifying visitor cookie, when it holds one.

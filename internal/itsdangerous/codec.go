@@ -114,10 +114,23 @@ func (s *Session) KeyCount() int { return len(s.z.signer.keys) }
 func (s *Session) MaxLength() int { return s.z.maxLength }
 
 // SessionFields reads the top-level keys of a Flask session's JSON (as Session decodes it),
-// untagging Flask's types: strings as they are, other scalars as JSON text, UUIDs and dates
+// untagged; a field becomes text when it is read.
+func SessionFields(js []byte) (Fields, error) {
+	m, err := flaskParseSession(js)
+	return Fields(m), err
+}
+
+// Fields are a Flask session's top-level keys.
+type Fields map[string]any
+
+// Get returns a field as text: a string as it is, other scalars as JSON text, UUIDs and dates
 // as text, containers as compact JSON.
-func SessionFields(js []byte) (map[string]string, error) {
-	return flaskDecodeSession(js)
+func (f Fields) Get(key string) (string, bool) {
+	v, ok := f[key]
+	if !ok {
+		return "", false
+	}
+	return flaskText(v), true
 }
 
 // dangerousShape reports whether value looks like an itsdangerous value, whatever its

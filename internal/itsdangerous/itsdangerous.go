@@ -39,6 +39,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -126,7 +127,31 @@ func dangerousDeriveKey(secret, salt []byte, d dangerousDerivation) ([]byte, err
 
 // dangerousSigner is itsdangerous's Signer with HMAC-SHA1 and separator ".".
 type dangerousSigner struct {
-	keys [][]byte // derived keys, newest (signing) first
+	keys [][]byte    // derived keys, newest (signing) first
+	macs []sync.Pool // per key, *dangerousMAC: a state made per value costs five allocations
+}
+
+// dangerousMAC is an HMAC-SHA1 state of one key, with room for the text it signs (a value is
+// a string: writing it as bytes would copy it to the heap).
+type dangerousMAC struct {
+	h   hash.Hash
+	buf []byte
+}
+
+// dangerousSum writes the HMAC of text under the signer's key k to out.
+func dangerousSum[T string | []byte](s *dangerousSigner, k int, text T, out *[sha1.Size]byte) {
+	m, _ := s.macs[k].Get().(*dangerousMAC)
+	if m == nil {
+		m = &dangerousMAC{h: hmac.New(sha1.New, s.keys[k])}
+	}
+	m.h.Reset()
+	m.buf = append(m.buf[:0], text...)
+	m.h.Write(m.buf)
+	m.h.Sum(out[:0])
+	if cap(m.buf) > 4096 {
+		m.buf = nil // a long value's buffer is not kept
+	}
+	s.macs[k].Put(m)
 }
 
 // newDangerousSigner derives the keys of secrets, newest first as in a KeyRing (itsdangerous
@@ -148,15 +173,15 @@ func newDangerousSigner(secrets [][]byte, salt string, d dangerousDerivation) (*
 		}
 		s.keys = append(s.keys, k)
 	}
+	s.macs = make([]sync.Pool, len(s.keys))
 	return s, nil
 }
 
 // appendSign appends "." and the signature of dst[start:] to dst (Signer.sign).
 func (s *dangerousSigner) appendSign(dst []byte, start int) []byte {
-	m := hmac.New(sha1.New, s.keys[0])
-	m.Write(dst[start:])
 	var sum [sha1.Size]byte
-	return dangerousB64.AppendEncode(append(dst, '.'), m.Sum(sum[:0]))
+	dangerousSum(s, 0, dst[start:], &sum)
+	return dangerousB64.AppendEncode(append(dst, '.'), sum[:])
 }
 
 // unsign verifies value and returns the signed text before the last "." and the index of the
@@ -174,11 +199,9 @@ func (s *dangerousSigner) unsign(value string) (string, int, error) {
 	if _, err := dangerousB64.Decode(sig[:], []byte(value[i+1:])); err != nil {
 		return "", -1, ErrBadMAC
 	}
-	msg := []byte(value[:i])
-	for k, key := range s.keys {
-		m := hmac.New(sha1.New, key)
-		m.Write(msg)
-		if hmac.Equal(m.Sum(sum[:0]), sig[:]) {
+	for k := range s.keys {
+		dangerousSum(s, k, value[:i], &sum)
+		if hmac.Equal(sum[:], sig[:]) {
 			return value[:i], k, nil
 		}
 	}
@@ -583,6 +606,19 @@ type (
 // The JSON must be an object after untagging (Flask would also build its session dict from a
 // list of pairs; that is refused). Errors are ErrMalformed.
 func flaskDecodeSession(js []byte) (map[string]string, error) {
+	m, err := flaskParseSession(js)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = flaskText(v)
+	}
+	return out, nil
+}
+
+// flaskParseSession parses a Flask session's JSON into its top-level keys, untagged.
+func flaskParseSession(js []byte) (map[string]any, error) {
 	p := flaskParser{s: js}
 	v, ok := p.value()
 	if !ok || dangerousSkipSpace(js, p.i) != len(js) {
@@ -592,20 +628,20 @@ func flaskDecodeSession(js []byte) (map[string]string, error) {
 	if !ok {
 		return nil, ErrMalformed
 	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		switch v := v.(type) {
-		case string:
-			out[k] = v
-		case flaskTagged:
-			out[k] = string(v)
-		case flaskBytes:
-			out[k] = string(v)
-		default:
-			out[k] = string(flaskAppendJSON(nil, v))
-		}
+	return m, nil
+}
+
+// flaskText renders a session value as text (see flaskDecodeSession).
+func flaskText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case flaskTagged:
+		return string(v)
+	case flaskBytes:
+		return string(v)
 	}
-	return out, nil
+	return string(flaskAppendJSON(nil, v))
 }
 
 // flaskParser is json.loads's grammar (Python's scanner, NaN and Infinity included) over
@@ -615,6 +651,7 @@ type flaskParser struct {
 	s     []byte
 	i     int
 	depth int
+	buf   []byte // scratch for the strings scanned: each is copied out once, as a string
 }
 
 func (p *flaskParser) value() (any, bool) {
@@ -632,8 +669,8 @@ func (p *flaskParser) value() (any, bool) {
 	}
 	switch s[p.i] {
 	case '"':
-		b, i, ok := dangerousScanString(nil, s, p.i)
-		p.i = i
+		b, i, ok := dangerousScanString(p.buf[:0], s, p.i)
+		p.i, p.buf = i, b
 		return string(b), ok
 	case '{', '[':
 		if p.depth++; p.depth > flaskMaxDepth {
@@ -713,10 +750,12 @@ func (p *flaskParser) object() (any, bool) {
 		return flaskUntag(m)
 	}
 	for {
-		k, i, ok := dangerousScanString(nil, s, dangerousSkipSpace(s, p.i))
+		k, i, ok := dangerousScanString(p.buf[:0], s, dangerousSkipSpace(s, p.i))
+		p.buf = k
 		if !ok {
 			return nil, false
 		}
+		key := string(k) // before the value is scanned into the same buffer
 		if p.i = dangerousSkipSpace(s, i); p.i >= len(s) || s[p.i] != ':' {
 			return nil, false
 		}
@@ -725,7 +764,7 @@ func (p *flaskParser) object() (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		m[string(k)] = v
+		m[key] = v
 		if p.i = dangerousSkipSpace(s, p.i); p.i >= len(s) {
 			return nil, false
 		}

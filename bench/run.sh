@@ -12,7 +12,9 @@
 # with the userid module is available), WARMUP (s, default 2), OUT (bench/out), ONLY (a
 # regular expression: only the variants whose whole name matches run, with their baselines,
 # e.g. 'caddy-(floor-sign|sign)'), PROFILE (1: after the rounds, CPU and allocation
-# profiles of Caddy under each Caddy variant, via admin).
+# profiles of Caddy under each Caddy variant, via admin), PIN (1, the default with two cores or
+# more: Caddy runs alone on the last core with GOMAXPROCS=1, wrk and the upstream on the
+# others, so that its CPU time per request is its own and steady; 0 to share the cores).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,6 +26,13 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
 PORT_BASE=${PORT_BASE:-18400}
 OUT=${OUT:-$ROOT/bench/out}
+CORES=$(nproc)
+PIN=${PIN:-$([ "$CORES" -ge 2 ] && command -v taskset >/dev/null && echo 1 || echo 0)}
+FRONT_CPU=$((CORES - 1))
+REST_CPUS=0-$((CORES > 1 ? CORES - 2 : 0))
+# on_rest / on_front CMD...: run CMD on the cores of wrk and the upstream, or Caddy's own.
+on_rest() { if [ "$PIN" = 1 ]; then taskset -c "$REST_CPUS" "$@"; else "$@"; fi; }
+on_front() { if [ "$PIN" = 1 ]; then GOMAXPROCS=1 taskset -c "$FRONT_CPU" "$@"; else "$@"; fi; }
 
 UPSTREAM_PORT=$PORT_BASE
 BARE_PORT=$((PORT_BASE + 1))
@@ -137,7 +146,7 @@ start_nginx() { # name conf-body
 		$2
 	EOF
 	# nginx reads an NGINX variable as inherited sockets: not this script's setting
-	env -u NGINX "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+	env -u NGINX on_rest "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
 	PIDS+=($!)
 }
 
@@ -167,7 +176,7 @@ http {
 	}
 }"
 else
-	"$OUT/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -sign /sign 2>"$OUT/upstream.log" &
+	on_rest "$OUT/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -sign /sign 2>"$OUT/upstream.log" &
 	PIDS+=($!)
 fi
 wait_port "$UPSTREAM_PORT"
@@ -178,7 +187,7 @@ export BENCH_SECRET BENCH_OUT="$OUT" BENCH_ADMIN_PORT=$ADMIN_PORT BENCH_UPSTREAM
 	BENCH_FLOOR_PORT=$FLOOR_PORT BENCH_FLOOR_ISSUE_PORT=$FLOOR_ISSUE_PORT \
 	BENCH_FLOOR_SIGN_PORT=$FLOOR_SIGN_PORT
 HOME="$OUT" XDG_DATA_HOME="$OUT" XDG_CONFIG_HOME="$OUT" \
-	"$OUT/caddy" run --config "$ROOT/bench/Caddyfile" --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
+	on_front "$OUT/caddy" run --config "$ROOT/bench/Caddyfile" --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 CADDY_PID=$!
 PIDS+=($CADDY_PID)
 for p in $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT $FLOOR_SIGN_PORT; do wait_port "$p"; done
@@ -322,7 +331,7 @@ rss_kb() {
 run_wrk() {
 	local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$1"s --latency --timeout 5s)
 	[ -z "$3" ] || args+=(-H "Cookie: $3")
-	timeout $(($1 + 30)) wrk "${args[@]}" "$2" | awk '
+	timeout $(($1 + 30)) on_rest wrk "${args[@]}" "$2" | awk '
 		function us(v) {
 			if (v ~ /us$/) return v + 0
 			if (v ~ /ms$/) return (v + 0) * 1000
@@ -396,6 +405,12 @@ paired() {
 		END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$RESULTS" | sort -g |
 		awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f (%.3f-%.3f)", m, a[1], a[NR] }'
 }
+# paired_cpu VARIANT BASELINE: median, min and max over rounds of variant/baseline CPU µs/req.
+paired_cpu() {
+	awk -F'\t' -v v="$1" -v b="$2" 'NR > 1 && $2 == v { x[$1] = $5 } NR > 1 && $2 == b { y[$1] = $5 }
+		END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$RESULTS" | sort -g |
+		awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f (%.3f-%.3f)", m, a[1], a[NR] }'
+}
 has_rows() { awk -F'\t' -v v="$1" 'NR > 1 && $2 == v { found = 1 } END { exit !found }' "$RESULTS"; }
 rss_range() { # first start and last end of a variant, MiB
 	awk -F'\t' -v v="$1" 'NR > 1 && $2 == v { if (s == "") s = $6; e = $7 } END { printf "%.1f→%.1f", s / 1024, e / 1024 }' "$RESULTS"
@@ -403,7 +418,7 @@ rss_range() { # first start and last end of a variant, MiB
 
 echo
 echo "signed_cookies load test: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr)"
-echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, upstream: $UPSTREAM; $(go version | awk '{ print $3 }'), $("$OUT/caddy" version | awk '{ print $1 }')${NGINX_BIN:+, $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //')}"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, upstream: $UPSTREAM, $([ "$PIN" = 1 ] && echo "Caddy pinned to core $FRONT_CPU (GOMAXPROCS=1)" || echo "cores shared"); $(go version | awk '{ print $3 }'), $("$OUT/caddy" version | awk '{ print $1 }')${NGINX_BIN:+, $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //')}"
 echo
 printf '%-20s %12s %10s %8s %22s %11s %14s\n' variant "req/s (med)" "p99 µs" ratio "paired ratio (min-max)" "CPU µs/req" "RSS MiB"
 for v in "${VARIANTS[@]}"; do
@@ -416,12 +431,14 @@ for v in "${VARIANTS[@]}"; do
 	printf '%-20s %12.0f %10.0f %8s %22s %11s %14s\n' "$name" "$rps" "$(median "$name" 4)" "$ratio" "$pr" "$(median "$name" 5)" "$(rss_range "$name")"
 done
 echo
-echo "The module against the same requests without it (paired ratio; added CPU µs/request, median):"
-cpu_delta() { awk -v a="$(median "$1" 5)" -v b="$(median "$2" 5)" 'BEGIN { printf "%+.1f", a - b }'; }
+echo "The module against the same requests without it: req/s and CPU µs/request paired per round"
+echo "(median, min-max), and the CPU added per request, median, in µs and as a share of the baseline's:"
+cpu_delta() { awk -v a="$(median "$1" 5)" -v b="$(median "$2" 5)" 'BEGIN { printf "%+.1f %+.1f%%", a - b, (b > 0 ? (a - b) / b * 100 : 0) }'; }
+printf '  %-14s    %-18s %22s %22s %s\n' variant baseline "req/s ratio" "CPU ratio" "added CPU"
 for pair in caddy-verify:caddy-bare-cookie caddy-verify:caddy-floor caddy-issue:caddy-floor-issue caddy-sign:caddy-bare-sign caddy-sign:caddy-floor-sign; do
 	a=${pair%%:*} b=${pair#*:}
 	has_rows "$a" && has_rows "$b" || continue
-	printf '  %-14s vs %-18s %22s %8s\n' "$a" "$b" "$(paired "$a" "$b")" "$(cpu_delta "$a" "$b")"
+	printf '  %-14s vs %-18s %22s %22s %s\n' "$a" "$b" "$(paired "$a" "$b")" "$(paired_cpu "$a" "$b")" "$(cpu_delta "$a" "$b")"
 done
 echo
 echo "ratio: median req/s over the median of its baseline (caddy-* vs caddy-bare, caddy-sign vs"

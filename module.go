@@ -117,6 +117,7 @@ type Handler struct {
 	metrics *metrics
 	policy  *engine.Policy
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
+	revoked *revokeUse
 	now     func() time.Time
 	clock   func() int64 // now, in Unix seconds: made once, so that no request allocates it
 }
@@ -356,6 +357,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.revoked, err = useRevocations(ctx, h, realm); err != nil {
+		return err
+	}
+	k.revocations = h.revoked.View
 	c, err := h.compile(k)
 	if err != nil {
 		return err
@@ -410,10 +415,13 @@ func (h *Handler) logLoadWarnings() {
 	}
 }
 
-// Cleanup releases the storage key ring.
+// Cleanup releases the storage key ring and the revocation store.
 func (h *Handler) Cleanup() error {
 	if h.keys != nil {
 		h.keys.release()
+	}
+	if h.revoked != nil {
+		h.revoked.release()
 	}
 	return nil
 }

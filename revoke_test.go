@@ -376,3 +376,95 @@ func TestRevokeCookieVisitorAndAll(t *testing.T) {
 		t.Errorf("metrics: revoked %v, revocations held %v", m[`caddy_signed_cookies_invalid_total{reason="revoked"}`], m["caddy_signed_cookies_revocations"])
 	}
 }
+
+// With configured secrets there is no key ring: the revocations go to the config's storage,
+// where the CLI finds them too; `revocations` lists them without a value.
+func TestRevokeWithConfiguredSecrets(t *testing.T) {
+	up := revokeApp(t)
+	dir := t.TempDir()
+	ci := startCaddy(t, `
+	signed_cookies {
+		secret `+testSecret+`
+		sign session
+	}
+	reverse_proxy `+up.Addr, withStorage(dir))
+	c := newClient(t)
+	get(t, c, ci.URL+"/?login=alice")
+	code, resp, body := adminRevokeCall(t, ci, `{"cookie": "session", "value": "alice"}`)
+	if code != http.StatusOK || resp.OthersWithin != "1m0s" {
+		t.Fatalf("revoking: %d %s", code, body)
+	}
+	if _, body := get(t, c, ci.URL+"/"); !strings.HasPrefix(body, "- ") {
+		t.Errorf("the revoked session reached the app: %q", body)
+	}
+	f, err := revoke.Read(t.Context(), storageOf(dir), time.Now())
+	if err != nil || f.Count() != 1 {
+		t.Fatalf("the config's storage holds %v: %v", f, err)
+	}
+	cdir := t.TempDir()
+	config := cliWriteFile(t, cdir, "Caddyfile", ci.Caddyfile)
+	out, errOut, code := cliRun(t, cdir, nil, "signed-cookies", "revocations", "--config", config, "--adapter", "caddyfile")
+	if code != 0 || !strings.Contains(out, "revocations: signed_cookies/revocations.json in FileStorage:"+dir) ||
+		!strings.Contains(out, "cookie  session  "+f.Realms[""][0].Subject) || strings.Contains(out, "alice") {
+		t.Errorf("revocations: status %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("caddy signed-cookies revocations:\n%s", out)
+}
+
+// A store damaged under a running instance: the revocations it held stay in force, a new one
+// is refused with the way out, and once the damage is moved away the instance stores what it
+// holds again.
+func TestRevocationStoreDamagedUnderRunningInstance(t *testing.T) {
+	up := revokeApp(t)
+	dir := t.TempDir()
+	ci := startCaddy(t, `
+	signed_cookies {
+		check_interval 200ms
+		sign session
+	}
+	reverse_proxy `+up.Addr, withStorage(dir), asProcess())
+	// withCookie is what the app reads of a request carrying the session value v
+	withCookie := func(v string) string {
+		t.Helper()
+		_, body := get(t, http.DefaultClient, ci.URL+"/", "Cookie", "session="+v)
+		s, _, _ := strings.Cut(body, " ")
+		return s
+	}
+	c := newClient(t)
+	get(t, c, ci.URL+"/?login=alice")
+	stolen := jarValue(t, c, ci.URL, "session")
+	code, resp, body := adminRevokeCall(t, ci, `{"cookie": "session", "value": "alice"}`)
+	if code != http.StatusOK {
+		t.Fatalf("revoking: %d %s", code, body)
+	}
+	p := filepath.Join(dir, filepath.FromSlash(revoke.StorageKey))
+	if err := os.WriteFile(p, []byte(`{"version": 1, "realms": {"": [{"kind": "all"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	awaitLog(t, ci.Cmd, "revocation store re-read failed; keeping the revocations in memory")
+	if s := withCookie(stolen); s != "-" {
+		t.Errorf("with the store damaged, the revoked session reached the app as %q", s)
+	}
+	awaitPast(t, resp.Revoked[0].Before)
+	get(t, c, ci.URL+"/?login=alice")
+	if s := withCookie(jarValue(t, c, ci.URL, "session")); s != "alice" {
+		t.Errorf("with the store damaged, a session issued after the revocation reached the app as %q: everyone logged out", s)
+	}
+	if code, _, body := adminRevokeCall(t, ci, `{"cookie": "session", "value": "bob"}`); code != http.StatusInternalServerError || !strings.Contains(body, "move it away") {
+		t.Errorf("revoking over a damaged store: %d %s", code, body)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if f, err := revoke.Read(t.Context(), storageOf(dir), time.Now()); err == nil && f.Count() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation store was not restored from the instance's copy")
+		}
+	}
+	if s := withCookie(stolen); s != "-" {
+		t.Errorf("after the restore, the revoked session reached the app as %q", s)
+	}
+}

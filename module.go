@@ -360,7 +360,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.revoked, err = useRevocations(ctx, h, realm); err != nil {
 		return err
 	}
-	k.revocations = h.revoked.View
+	if h.revoked != nil {
+		k.revocations = h.revoked.View
+	}
 	c, err := h.compile(k)
 	if err != nil {
 		return err

@@ -64,8 +64,9 @@ func (a *adminRevoke) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	targets := liveTargets()
 	plan, report, err := planRevocation(&rq, targets, time.Now())
+	var nm *notManagedError
 	switch {
-	case errors.Is(err, errNotManaged):
+	case errors.As(err, &nm):
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}

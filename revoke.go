@@ -197,8 +197,14 @@ type revokedEntry struct {
 // errNothingToRevoke: every cookie the revocation concerns has expired already.
 var errNothingToRevoke = errors.New("nothing to revoke")
 
-// errNotManaged: no handler has the cookie, field or visitor cookie named.
-var errNotManaged = errors.New("not managed")
+// notManagedError: no handler has the cookie, field or visitor cookie named.
+type notManagedError struct{ msg string }
+
+func (e *notManagedError) Error() string { return e.msg }
+
+func notManaged(format string, args ...any) error {
+	return &notManagedError{fmt.Sprintf(format, args...)}
+}
 
 // parse checks the request: exactly one choice, its value, and the time.
 func (rq *revokeRequest) parse(now time.Time) (time.Time, error) {
@@ -209,7 +215,7 @@ func (rq *revokeRequest) parse(now time.Time) (time.Time, error) {
 		}
 	}
 	if n != 1 {
-		return time.Time{}, errors.New("want exactly one of visitor, cookie (with value), flask (with value) and all")
+		return time.Time{}, errors.New("want exactly one of visitor, cookie (with value), flask (with value) and all (--visitor, --cookie, --flask, --all)")
 	}
 	if len(rq.Value) > 0 {
 		var s string
@@ -263,7 +269,7 @@ func visitorIDArg(s string) ([cookie.VisitorIDLen]byte, error) {
 
 // planRevocation turns a revocation into entries for each store, one per realm concerned, each
 // lasting as long as the cookies it revokes could verify. It refuses a revocation no handler
-// can apply (errNotManaged) and one whose cookies have all expired (errNothingToRevoke).
+// can apply (a *notManagedError) and one whose cookies have all expired (errNothingToRevoke).
 func planRevocation(rq *revokeRequest, targets []revokeTarget, now time.Time) (map[*revoke.Store]*revoke.File, []revokedEntry, error) {
 	before, err := rq.parse(now)
 	if err != nil {
@@ -306,15 +312,15 @@ func planRevocation(rq *revokeRequest, targets []revokeTarget, now time.Time) (m
 	if len(order) == 0 {
 		switch {
 		case untimed != "":
-			return nil, nil, fmt.Errorf("%w: %s signs cookie %q in the itsdangerous format without a timestamp: its values carry no signing time, so nothing tells one issued before the revocation from one issued after, and none can be revoked", errNotManaged, untimed, name)
+			return nil, nil, notManaged("%s signs cookie %q in the itsdangerous format without a timestamp: its values carry no signing time, so nothing tells one issued before the revocation from one issued after, and none can be revoked", untimed, name)
 		case kind == revoke.Visitor:
-			return nil, nil, fmt.Errorf("%w: no signed_cookies handler tracks visitors", errNotManaged)
+			return nil, nil, notManaged("no signed_cookies handler tracks visitors")
 		case kind == revoke.Cookie:
-			return nil, nil, fmt.Errorf("%w: no signed_cookies handler signs or encrypts cookie %q", errNotManaged, name)
+			return nil, nil, notManaged("no signed_cookies handler signs or encrypts cookie %q", name)
 		case kind == revoke.Flask:
-			return nil, nil, fmt.Errorf("%w: no flask_session exposes the field %q (revocation is by an exposed field)", errNotManaged, name)
+			return nil, nil, notManaged("no flask_session exposes the field %q (revocation is by an exposed field)", name)
 		}
-		return nil, nil, fmt.Errorf("%w: no signed_cookies handler has cookies to revoke", errNotManaged)
+		return nil, nil, notManaged("no signed_cookies handler has cookies to revoke")
 	}
 	plan := map[*revoke.Store]*revoke.File{}
 	var report []revokedEntry
@@ -333,7 +339,7 @@ func planRevocation(rq *revokeRequest, targets []revokeTarget, now time.Time) (m
 			Subject: subject, Before: before.UTC(), Until: until.UTC()})
 	}
 	if len(report) == 0 {
-		return nil, nil, fmt.Errorf("%w: every cookie signed before %s has expired already", errNothingToRevoke, before.UTC().Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%w: every cookie signed at or before %s has expired already", errNothingToRevoke, before.UTC().Format(time.RFC3339))
 	}
 	return plan, report, nil
 }

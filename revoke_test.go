@@ -468,3 +468,34 @@ func TestRevocationStoreDamagedUnderRunningInstance(t *testing.T) {
 		t.Errorf("after the restore, the revoked session reached the app as %q", s)
 	}
 }
+
+// A revoked Flask session is dropped and cleared even with on_invalid pass, which forwards
+// forged sessions for the app to judge: the app would take a revoked one as valid.
+func TestRevokedFlaskSessionNeverPassed(t *testing.T) {
+	t.Setenv(flaskKeyEnv, flaskKey)
+	up := startUpstream(t, nil)
+	ci := startCaddy(t, `
+	signed_cookies {
+		flask_session {
+			secret_key {env.`+flaskKeyEnv+`}
+			expose user_id
+			on_invalid pass
+		}
+	}
+	reverse_proxy `+up.Addr)
+	res := dangerousPy(t, flaskSign(flaskKey, `{"user_id": 42}`), flaskSign(flaskKey, `{"user_id": 7}`))
+	if code, _, body := adminRevokeCall(t, ci, `{"flask": "user_id", "value": "42"}`); code != http.StatusOK {
+		t.Fatalf("revoking: %d %s", code, body)
+	}
+	resp, _ := get(t, http.DefaultClient, ci.URL+"/", "Cookie", "session="+res[0].Token)
+	if v, n := upstreamCookie(up.last(), "session"); n != 0 {
+		t.Errorf("the revoked session reached the app: %q", v)
+	}
+	if !slicesContain(setCookies(resp, "session"), "session=; Path=/; Max-Age=0") {
+		t.Errorf("the revoked session was not cleared: %q", resp.Header.Values("Set-Cookie"))
+	}
+	get(t, http.DefaultClient, ci.URL+"/", "Cookie", "session="+res[1].Token)
+	if v, _ := upstreamCookie(up.last(), "session"); v != res[1].Token || up.last().Header.Get("X-Flask-Session-User-Id") != "7" {
+		t.Errorf("another user's session: forwarded %q, user %q", v, up.last().Header.Get("X-Flask-Session-User-Id"))
+	}
+}

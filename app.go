@@ -62,8 +62,8 @@ func (a *keyRingApp) addStore(s *revoke.Store) {
 }
 
 // Start brings each ring's storage up to date and starts its re-reads, and those of the
-// revocation stores. Only a ring that cannot
-// be read or used fails it: one storage does not take is served from memory (keyring.Ring.Start).
+// revocation stores. Only a ring that cannot be read or used fails it: one storage does not
+// take is served from memory (keyring.Ring.Start).
 func (a *keyRingApp) Start() error {
 	var errs []string
 	for _, r := range a.rings {

@@ -65,17 +65,17 @@ func (h *Handler) compile(k compileKeys) (compiled, error) {
 	}
 	var out compiled
 	cfg := engine.Config{
-		Sign:        h.Sign,
-		Encrypt:     h.Encrypt,
-		MaxAge:      time.Duration(h.MaxAge),
-		Reject:      h.OnInvalid == "reject",
-		Unwrap:      h.Unwrap,
-		KeyID:       h.keyID(),
-		Name:        h.describe(),
-		IsHTTPS:     isHTTPS,
-		Refresh:     k.refresh,
-		Revocations: k.revocations,
+		Sign:    h.Sign,
+		Encrypt: h.Encrypt,
+		MaxAge:  time.Duration(h.MaxAge),
+		Reject:  h.OnInvalid == "reject",
+		Unwrap:  h.Unwrap,
+		KeyID:   h.keyID(),
+		Name:    h.describe(),
+		IsHTTPS: isHTTPS,
+		Refresh: k.refresh,
 	}
+	cfg.Revocations = k.revocations
 	codec := func(encrypt bool, maxLength int) *cookie.Codec {
 		c := cookie.NewCodec(ring, cookie.Options{Encrypt: encrypt, MaxAge: cfg.MaxAge, MaxLength: maxLength})
 		out.codecs = append(out.codecs, c)

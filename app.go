@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/signedcookies/caddy-signedcookies/internal/keyring"
+	"github.com/signedcookies/caddy-signedcookies/internal/revoke"
 )
 
 // keyRingAppID is the app that starts the storage key rings: Caddy starts apps only when a
@@ -27,7 +28,8 @@ func init() {
 // needs no configuration.
 // A config's handlers are provisioned one at a time, and the app starts after them: no lock.
 type keyRingApp struct {
-	rings []*keyring.Ring
+	rings  []*keyring.Ring
+	stores []*revoke.Store
 	// checked are the HTTP apps of this config whose handlers' composition was checked.
 	checked []*caddyhttp.App
 }
@@ -53,8 +55,15 @@ func (a *keyRingApp) add(r *keyring.Ring) {
 	}
 }
 
-// Start brings each ring's storage up to date and starts its re-reads. Only a ring that cannot
-// be read or used fails it: one storage does not take is served from memory (keyring.Ring.Start).
+func (a *keyRingApp) addStore(s *revoke.Store) {
+	if !slices.Contains(a.stores, s) {
+		a.stores = append(a.stores, s)
+	}
+}
+
+// Start brings each ring's storage up to date and starts its re-reads, and those of the
+// revocation stores. Only a ring that cannot be read or used fails it: one storage does not
+// take is served from memory (keyring.Ring.Start).
 func (a *keyRingApp) Start() error {
 	var errs []string
 	for _, r := range a.rings {
@@ -64,6 +73,9 @@ func (a *keyRingApp) Start() error {
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
+	}
+	for _, s := range a.stores {
+		s.Start()
 	}
 	return nil
 }

@@ -41,8 +41,10 @@ func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name: "signed-cookies",
 		Usage: "secret | inspect --name <cookie> [--config <path>] [--adapter <name>] [--show-value] <value> | " +
-			"keyring [--config <path>] [--adapter <name>] [--rotate]",
-		Short: "Makes secrets, checks cookie values and manages the key ring of signed_cookies",
+			"keyring [--config <path>] [--adapter <name>] [--rotate] | " +
+			"revoke [--config <path>] [--adapter <name>] (--visitor <id> | --cookie <name>=<value> | --flask <field>=<value> | --all) [--before <time>] | " +
+			"revocations [--config <path>] [--adapter <name>]",
+		Short: "Makes secrets, checks cookie values, manages the key ring and revokes cookies of signed_cookies",
 		Long: `
 Tools for the signed_cookies handler. The config is found as 'caddy run' finds it:
 --config names the file (the Caddyfile in the current directory by default), and the
@@ -52,6 +54,9 @@ not started. Nothing printed holds a secret or a key derived from one.
   secret    Prints a new random secret for 'secret' in the Caddyfile.
   inspect   Says whether a cookie value verifies under the config's keys, and why not.
   keyring   Lists the storage key ring; --rotate rotates it now.
+  revoke    Revokes cookies before they expire: a visitor, a cookie value, a
+            Flask user, or everything (the emergency brake).
+  revocations  Lists the stored revocations.
 
 Run 'caddy signed-cookies <subcommand> --help' for the details of each.
 `,
@@ -61,12 +66,12 @@ Run 'caddy signed-cookies <subcommand> --help' for the details of each.
 			})
 			cmd.RunE = func(c *cobra.Command, args []string) error {
 				if len(args) > 0 {
-					return cliExit(c, cliExitError, fmt.Errorf("unknown subcommand %q: want secret, inspect or keyring", args[0]))
+					return cliExit(c, cliExitError, fmt.Errorf("unknown subcommand %q: want secret, inspect, keyring, revoke or revocations", args[0]))
 				}
 				_ = c.Usage()
 				return cliExit(c, cliExitError, nil)
 			}
-			cmd.AddCommand(cliSecretCommand(), cliInspectCommand(), cliKeyringCommand())
+			cmd.AddCommand(cliSecretCommand(), cliInspectCommand(), cliKeyringCommand(), cliRevokeCommand(), cliRevocationsCommand())
 		},
 	})
 }

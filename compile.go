@@ -32,6 +32,8 @@ type compileKeys struct {
 	refresh func() bool
 	// gate loads track's when matchers (nil: none; the configuration is only checked).
 	gate func(*Track) (func(*http.Request) bool, error)
+	// revocations is the realm's view of the revocation store (nil: none asked).
+	revocations engine.Revocations
 }
 
 // compiled is a compile's output: the policy, and the codecs that use the handler's key ring
@@ -73,6 +75,7 @@ func (h *Handler) compile(k compileKeys) (compiled, error) {
 		IsHTTPS: isHTTPS,
 		Refresh: k.refresh,
 	}
+	cfg.Revocations = k.revocations
 	codec := func(encrypt bool, maxLength int) *cookie.Codec {
 		c := cookie.NewCodec(ring, cookie.Options{Encrypt: encrypt, MaxAge: cfg.MaxAge, MaxLength: maxLength})
 		out.codecs = append(out.codecs, c)

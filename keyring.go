@@ -23,7 +23,8 @@ var rings = caddy.NewUsagePool()
 // ringUse is one handler's use of a shared ring.
 type ringUse struct {
 	*keyring.Use
-	poolKey string // its ring in rings
+	poolKey string            // its ring in rings
+	storage certmagic.Storage // where the ring is kept (and the revocations, beside it)
 }
 
 // loadStorage loads the storage module of a handler's config (its StorageRaw).
@@ -62,6 +63,7 @@ func useStorageRing(ctx caddy.Context, h *Handler, realm string) (*ringUse, erro
 	}
 	r := v.(*keyring.Ring)
 	u := newRingUse(id, h, realm)
+	u.storage = stor
 	if err := r.Join(ctx, u.Use); err != nil {
 		_, _ = rings.Delete(id)
 		return nil, fmt.Errorf("key ring in storage: %v", err)

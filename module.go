@@ -120,6 +120,7 @@ type Handler struct {
 	keys    *ringUse // the storage key ring in use; nil with configured secrets
 	// flaskWatch notices a flask_session whose keys are not the app's; nil without one.
 	flaskWatch *flaskWatch
+	revoked    *revokeUse
 	now        func() time.Time
 	clock      func() int64 // now, in Unix seconds: made once, so that no request allocates it
 }
@@ -359,6 +360,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.revoked, err = useRevocations(ctx, h, realm); err != nil {
+		return err
+	}
+	if h.revoked != nil {
+		k.revocations = h.revoked.View
+	}
 	c, err := h.compile(k)
 	if err != nil {
 		return err
@@ -419,10 +426,13 @@ func (h *Handler) logLoadWarnings() {
 	}
 }
 
-// Cleanup releases the storage key ring.
+// Cleanup releases the storage key ring and the revocation store.
 func (h *Handler) Cleanup() error {
 	if h.keys != nil {
 		h.keys.release()
+	}
+	if h.revoked != nil {
+		h.revoked.release()
 	}
 	return nil
 }

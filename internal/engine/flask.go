@@ -72,6 +72,11 @@ func (p *Policy) flaskPair(res *result, r *rule, pr pair, now int64) {
 		return
 	}
 	res.macs += d.Key + 1
+	if p.revoked(r, name, nil, fields, d.Signed) {
+		// dropped whatever on_invalid says: passed, the app would take it as valid
+		res.drop(pr.browser(res), int(pr.rule), Revoked)
+		return
+	}
 	// passed copies before it give way to the valid one
 	for i := range res.all {
 		if q := &res.all[i]; q.rule == pr.rule && q.fate == fateForward {

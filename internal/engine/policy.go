@@ -79,6 +79,8 @@ type Config struct {
 	// keys may be stale (another instance has just added one). It may block for about a
 	// second at most and reports whether the cookie should be verified again.
 	Refresh func() bool
+	// Revocations, when set, is asked about every value that verifies (see Revocations).
+	Revocations Revocations
 }
 
 // FormattedRule signs upstream cookies in the format of its codec (itsdangerous.New).
@@ -195,6 +197,7 @@ type Policy struct {
 	unwrap      bool
 	blocks      *blocks
 	flask       *flask
+	revocations Revocations // nil: none asked
 	warnings    []string
 
 	relations sync.Map // *Policy → error (nil: compatible), as checked when both ran on one request
@@ -225,7 +228,8 @@ type visitor struct {
 // New compiles a policy. It refuses a configuration whose parts contradict each other, naming
 // them: every cookie name a request or response can carry resolves to one rule.
 func New(c Config) (*Policy, error) {
-	p := &Policy{reject: c.Reject, name: c.Name, isHTTPS: c.IsHTTPS, refresh: c.Refresh, unwrap: c.Unwrap, visitorRule: -1}
+	p := &Policy{reject: c.Reject, name: c.Name, isHTTPS: c.IsHTTPS, refresh: c.Refresh, unwrap: c.Unwrap, visitorRule: -1,
+		revocations: c.Revocations}
 	for _, a := range c.Adopt {
 		for _, n := range a.Names {
 			p.adopt = append(p.adopt, newAdoption(n, a))

@@ -27,6 +27,7 @@ const (
 	Unprefixed // the unprefixed name of a cookie the browser holds with __Host- or __Secure-
 	Partial    // a split value with chunks missing or left over: absent
 	Reserved   // a Set-Cookie of a name the module writes itself (a prefixed form, a split piece)
+	Revoked    // a value that verified, signed before a revocation of its subject or realm
 	// Adopted is no drop: a plain value accepted during a rollout (logged at debug).
 	Adopted
 	numReasons
@@ -50,6 +51,7 @@ var reasonNames = [numReasons]string{
 	Unprefixed:    "unprefixed",
 	Partial:       "partial",
 	Reserved:      "reserved",
+	Revoked:       "revoked",
 	Adopted:       "adopted",
 }
 

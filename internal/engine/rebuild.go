@@ -404,6 +404,11 @@ func (p *Policy) verify(res *result, r *rule, pr *pair, name, browser, value str
 	res.macs += d.Key + 1
 	res.values = d.Value
 	d.Value = d.Value[start:len(d.Value):len(d.Value)]
+	if p.revoked(r, name, d.Value, nil, d.Signed) {
+		res.values = res.values[:start]
+		res.dropPair(pr, Revoked)
+		return
+	}
 	if r.kind == kindVisitor {
 		res.found = append(res.found, found{name: name, rule: int(pr.rule), Decoded: d})
 		pr.fate = fateDrop // read: the ID is forwarded as the policy decides

@@ -91,16 +91,31 @@ func Read(ctx context.Context, stor certmagic.Storage) (*File, error) {
 	return &f, nil
 }
 
-// loadBounded loads the stored ring, refusing one larger than MaxFileBytes without reading
-// it: from a file_system storage it reads at most that much, from others it asks the size
-// first.
+// loadBounded loads the stored ring, refusing one larger than MaxFileBytes (LoadBounded).
 func loadBounded(ctx context.Context, stor certmagic.Storage) ([]byte, error) {
+	b, err := LoadBounded(ctx, stor, StorageKey, MaxFileBytes, "a key ring")
+	var be *BoundError
+	if errors.As(err, &be) {
+		return nil, fmt.Errorf("%v; %s", err, moveAway)
+	}
+	return b, err
+}
+
+// BoundError is a stored object LoadBounded refuses to read: too large, or not a regular file.
+type BoundError struct{ msg string }
+
+func (e *BoundError) Error() string { return e.msg }
+
+// LoadBounded loads key from stor, refusing an object larger than limit bytes without reading
+// it (a *BoundError, which names the object as what): from a file_system storage it reads at most that much, and only a
+// regular file; from others it asks the size first. A missing object is an error that matches
+// fs.ErrNotExist. The revocation store (internal/revoke) reads its file with it too.
+func LoadBounded(ctx context.Context, stor certmagic.Storage, key string, limit int64, what string) ([]byte, error) {
 	tooBig := func(size int64) error {
-		return fmt.Errorf("%s in %s is %d bytes, more than a key ring can be (%d at most): refusing to read it; %s",
-			StorageKey, StorageName(stor), size, MaxFileBytes, moveAway)
+		return &BoundError{fmt.Sprintf("%s in %s is %d bytes, more than %s can be (%d at most): refusing to read it", key, StorageName(stor), size, what, limit)}
 	}
 	if fsys, ok := stor.(*certmagic.FileStorage); ok {
-		fh, err := os.Open(fsys.Filename(StorageKey))
+		fh, err := os.Open(fsys.Filename(key))
 		if err != nil {
 			return nil, err
 		}
@@ -110,22 +125,22 @@ func loadBounded(ctx context.Context, stor certmagic.Storage) ([]byte, error) {
 			return nil, err
 		}
 		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("%s in %s is not a regular file (mode %s); %s", StorageKey, StorageName(stor), fi.Mode(), moveAway)
+			return nil, &BoundError{fmt.Sprintf("%s in %s is not a regular file (mode %s)", key, StorageName(stor), fi.Mode())}
 		}
-		if fi.Size() > MaxFileBytes {
+		if fi.Size() > limit {
 			return nil, tooBig(fi.Size())
 		}
-		b, err := io.ReadAll(io.LimitReader(fh, MaxFileBytes+1))
-		if err == nil && len(b) > MaxFileBytes {
+		b, err := io.ReadAll(io.LimitReader(fh, limit+1))
+		if err == nil && int64(len(b)) > limit {
 			return nil, tooBig(int64(len(b)))
 		}
 		return b, err
 	}
-	if info, err := stor.Stat(ctx, StorageKey); err == nil && info.Size > MaxFileBytes {
+	if info, err := stor.Stat(ctx, key); err == nil && info.Size > limit {
 		return nil, tooBig(info.Size)
 	}
-	b, err := stor.Load(ctx, StorageKey)
-	if err == nil && len(b) > MaxFileBytes {
+	b, err := stor.Load(ctx, key)
+	if err == nil && int64(len(b)) > limit {
 		return nil, tooBig(int64(len(b)))
 	}
 	return b, err
@@ -159,25 +174,30 @@ func (f *File) Check() error {
 	return nil
 }
 
-// store writes f, checked by the caller. A file_system storage replaces a file by renaming a
-// new one over it, which would turn a symbolic link into a file and leave the link's target
-// stale: the link is written through instead.
+// store writes f, checked by the caller (StoreBytes).
 func store(ctx context.Context, stor certmagic.Storage, f *File) error {
 	b, err := json.MarshalIndent(f, "", "\t")
 	if err != nil {
 		return err
 	}
+	return StoreBytes(ctx, stor, StorageKey, b)
+}
+
+// StoreBytes writes b to key. A file_system storage replaces a file by renaming a new one
+// over it, which would turn a symbolic link into a file and leave the link's target stale:
+// the link is written through instead.
+func StoreBytes(ctx context.Context, stor certmagic.Storage, key string, b []byte) error {
 	if fsys, ok := stor.(*certmagic.FileStorage); ok {
-		p := fsys.Filename(StorageKey)
+		p := fsys.Filename(key)
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			target, err := filepath.EvalSymlinks(p)
 			if err != nil {
-				return fmt.Errorf("%s is a symbolic link that does not resolve (%v): make it point to an existing file, or replace it with the key ring itself", p, err)
+				return fmt.Errorf("%s is a symbolic link that does not resolve (%v): make it point to an existing file, or replace it with the file itself", p, err)
 			}
 			return writeFileAtomic(target, b)
 		}
 	}
-	return stor.Store(ctx, StorageKey, b)
+	return stor.Store(ctx, key, b)
 }
 
 // writeFileAtomic replaces name by a new file, keeping its permissions (0600 for a new one).

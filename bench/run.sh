@@ -30,9 +30,11 @@ CORES=$(nproc)
 PIN=${PIN:-$([ "$CORES" -ge 2 ] && command -v taskset >/dev/null && echo 1 || echo 0)}
 FRONT_CPU=$((CORES - 1))
 REST_CPUS=0-$((CORES > 1 ? CORES - 2 : 0))
-# on_rest / on_front CMD...: run CMD on the cores of wrk and the upstream, or Caddy's own.
-on_rest() { if [ "$PIN" = 1 ]; then taskset -c "$REST_CPUS" "$@"; else "$@"; fi; }
-on_front() { if [ "$PIN" = 1 ]; then GOMAXPROCS=1 taskset -c "$FRONT_CPU" "$@"; else "$@"; fi; }
+# on_rest / on_front CMD...: exec CMD on the cores of wrk and the upstream, or Caddy's own.
+# Only in a subshell of its own (a background job, a pipeline): the exec keeps $! the
+# command's own PID, which the cleanup stops and the CPU counters read.
+on_rest() { if [ "$PIN" = 1 ]; then exec taskset -c "$REST_CPUS" "$@"; else exec "$@"; fi; }
+on_front() { if [ "$PIN" = 1 ]; then GOMAXPROCS=1 exec taskset -c "$FRONT_CPU" "$@"; else exec "$@"; fi; }
 
 UPSTREAM_PORT=$PORT_BASE
 BARE_PORT=$((PORT_BASE + 1))
@@ -146,7 +148,7 @@ start_nginx() { # name conf-body
 		$2
 	EOF
 	# nginx reads an NGINX variable as inherited sockets: not this script's setting
-	env -u NGINX on_rest "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+	on_rest env -u NGINX "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
 	PIDS+=($!)
 }
 
@@ -331,7 +333,7 @@ rss_kb() {
 run_wrk() {
 	local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$1"s --latency --timeout 5s)
 	[ -z "$3" ] || args+=(-H "Cookie: $3")
-	timeout $(($1 + 30)) on_rest wrk "${args[@]}" "$2" | awk '
+	on_rest timeout $(($1 + 30)) wrk "${args[@]}" "$2" | awk '
 		function us(v) {
 			if (v ~ /us$/) return v + 0
 			if (v ~ /ms$/) return (v + 0) * 1000

@@ -227,3 +227,8 @@ func writeFileAtomic(name string, b []byte) error {
 	}
 	return os.Rename(tmp.Name(), name)
 }
+
+// UnrecordedCheckInterval is the re-read interval assumed of the instances that wrote a ring
+// recording none: 0.1.0 records no check_interval and re-reads every minute by default, so a
+// secret rotated in waits for two of its re-reads before it signs.
+const UnrecordedCheckInterval = time.Minute

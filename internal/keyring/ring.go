@@ -107,7 +107,7 @@ func (r *Ring) Join(ctx context.Context, u *Use) error {
 			// A candidate, stored when the config starts; if another instance stores a ring
 			// first, the candidate is stored beside it (it is remembered like any secret seen),
 			// since the HTTP server may start, and sign with it, before the ring is stored.
-			r.file = Fresh(r.now())
+			r.file = Fresh(r.now(), u.Check)
 		case err != nil:
 			return err
 		default:

@@ -220,6 +220,39 @@ func TestMixedCheckIntervals(t *testing.T) {
 	}
 }
 
+// A ring that records no check_interval was written by 0.1.0 (it records none, and rewrites
+// the ring without one when it rotates): its instances re-read every minute by default, so a
+// secret this release rotates in waits for two of those re-reads, not two of its own.
+func TestUnrecordedCheckInterval(t *testing.T) {
+	dir := t.TempDir()
+	stor := &certmagic.FileStorage{Path: dir}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeRingFile(t, dir, File{Version: Version, Keep: time.Hour, Secrets: []Secret{
+		{Secret: fixedSecret("written by 0.1.0"), Created: now.Add(-time.Hour)},
+	}})
+	fast := testRing(t, stor, &now, Use{Rotate: 3 * time.Second, Check: time.Second, Keep: time.Hour})
+	mustSync(t, fast)
+	f := storedRing(t, stor)
+	if f.CheckInterval != UnrecordedCheckInterval {
+		t.Fatalf("stored check_interval %v, want 0.1.0's default %v", f.CheckInterval, UnrecordedCheckInterval)
+	}
+	if len(f.Secrets) != 2 {
+		t.Fatalf("want a rotation (the stored secret is an hour old), got %d secrets", len(f.Secrets))
+	}
+	if wait := f.Secrets[0].Active.Sub(now); wait < 2*UnrecordedCheckInterval {
+		t.Errorf("the new secret signs %v after its rotation, want at least two of 0.1.0's re-reads", wait)
+	}
+
+	// A ring this release made records its maker's interval, however short.
+	dir = t.TempDir()
+	stor = &certmagic.FileStorage{Path: dir}
+	own := testRing(t, stor, &now, Use{Rotate: time.Hour, Check: time.Second, Keep: time.Hour})
+	mustSync(t, own)
+	if got := storedRing(t, stor).CheckInterval; got != time.Second {
+		t.Errorf("a fresh ring records check_interval %v, want its maker's 1s", got)
+	}
+}
+
 // A newest secret dated in the future (a clock that jumped) does not stall rotation: it is
 // logged once, and rotation counts from when this process first saw it.
 func TestFutureDatedSecret(t *testing.T) {

@@ -51,10 +51,11 @@ func ShortestSafeRotate(keep, check time.Duration) time.Duration {
 	return d
 }
 
-// Fresh is a new ring: one secret, signing from now.
-func Fresh(now time.Time) *File {
+// Fresh is a new ring: one secret, signing from now, made by an instance that re-reads it
+// every check (recorded, as every ring this release writes records one).
+func Fresh(now time.Time, check time.Duration) *File {
 	now = now.UTC().Truncate(time.Second)
-	return &File{Version: Version, Secrets: []Secret{{Secret: cookie.NewSecret(), Created: now, Active: now}}}
+	return &File{Version: Version, Secrets: []Secret{{Secret: cookie.NewSecret(), Created: now, Active: now}}, CheckInterval: check}
 }
 
 // ActiveFrom is when a stored secret signs from: its activation time, or its creation when it
@@ -95,6 +96,11 @@ func (f *File) Signer(now time.Time) int {
 func Merge(f *File, known []Secret, s Settings, now, firstSeen time.Time) (m *File, why []string, dropped int) {
 	now = now.UTC()
 	m = &File{Version: Version, Secrets: slices.Clone(f.Secrets), Keep: f.Keep, CheckInterval: f.CheckInterval}
+	if len(f.Secrets) > 0 && f.CheckInterval == 0 {
+		// Secrets without an interval: a release that records none wrote the ring (0.1.0,
+		// rotating it); its instances re-read at their default until they are gone.
+		s.Check = max(s.Check, UnrecordedCheckInterval)
+	}
 	if s.Keep > m.Keep {
 		m.Keep, why = s.Keep, append(why, "keep")
 	}

@@ -358,7 +358,7 @@ func TestShortestSafeRotate(t *testing.T) {
 // 3*MaxSecrets rotations), and counts the secrets the cap dropped.
 func simulate(keep, check, rotate time.Duration) (dropped int) {
 	s := Settings{Keep: keep, Check: check, Rotate: rotate}
-	f := Fresh(t0)
+	f := Fresh(t0, time.Minute)
 	f.Keep, f.CheckInterval = keep, check
 	for n := 0; n < 3*MaxSecrets || f.Secrets[0].Created.Sub(t0) < 3*keep; n++ {
 		now := NextRotation(f, rotate)
@@ -378,7 +378,7 @@ func TestActiveFrom(t *testing.T) {
 	if got := ActiveFrom(sec("a", -10, 5, none)); !got.Equal(t0.Add(5 * time.Minute)) {
 		t.Errorf("%v, want the activation time", got)
 	}
-	if f := Fresh(t0.Add(1500 * time.Millisecond)); len(f.Secrets) != 1 || !f.Secrets[0].Created.Equal(t0.Add(time.Second)) || !f.Secrets[0].Active.Equal(f.Secrets[0].Created) || f.Check() != nil {
+	if f := Fresh(t0.Add(1500*time.Millisecond), time.Minute); len(f.Secrets) != 1 || !f.Secrets[0].Created.Equal(t0.Add(time.Second)) || !f.Secrets[0].Active.Equal(f.Secrets[0].Created) || f.Check() != nil {
 		t.Errorf("Fresh: %+v", f)
 	}
 }

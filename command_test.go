@@ -261,6 +261,7 @@ http://shop.test {
 // Caddy stopped inspects the cookies it issued, lists the ring and rotates it under the
 // storage lock.
 func TestCommandStorageRing(t *testing.T) {
+	t.Parallel() // Caddy runs as child processes, waiting out real intervals
 	storageDir := t.TempDir()
 	const plain = "upstream-session-7"
 	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {

@@ -145,6 +145,7 @@ func handOff(t *testing.T, from, to caddyInstance, dir string, deadline time.Dur
 // rotates in (every 3 s, re-reading every 200 ms) signs only once B (re-reading every 3 s)
 // has it. Cookies A issues, and re-signs, are handed to B all along, through rotations.
 func TestMixedCheckIntervalsAcrossProcesses(t *testing.T) {
+	t.Parallel() // Caddy runs as child processes, waiting out real intervals
 	dir := t.TempDir()
 	up := echoUpstream(t)
 	b := startCaddy(t, ringSite(up, "rotate 1h\ncheck_interval 3s", ""), withStorage(dir), asProcess())
@@ -171,6 +172,7 @@ func TestMixedCheckIntervalsAcrossProcesses(t *testing.T) {
 // hour): only B's on-demand re-read can save A's new cookies, and it does, while an attacker
 // floods B with forged cookies that would use up its re-reads.
 func TestOnDemandRereadAcrossProcesses(t *testing.T) {
+	t.Parallel() // Caddy runs as child processes, waiting out real intervals
 	dir := t.TempDir()
 	up := echoUpstream(t)
 	b := startCaddy(t, ringSite(up, "rotate 2h\ncheck_interval 1h", ""), withGlobals("log {\n\t\tlevel INFO\n\t}"), withStorage(dir), asProcess())
@@ -607,6 +609,7 @@ func TestForgedCookieNeverWaitsOnStorage(t *testing.T) {
 // cannot record it (its view of the storage is read-only), B keeps re-reading at the pace the
 // stored ring records, the one rotations wait for.
 func TestRollingCheckIntervalChange(t *testing.T) {
+	t.Parallel() // Caddy runs as child processes, waiting out real intervals
 	up := echoUpstream(t)
 	const onDemandFound = `"trigger":"a cookie signed with a key not in use"`
 	for _, tc := range []struct {
@@ -623,6 +626,7 @@ func TestRollingCheckIntervalChange(t *testing.T) {
 		{"B's storage takes no write", "storage test_failing %s readonly 1500ms", "10s", 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			a := startCaddy(t, ringSite(up, "rotate 3s\ncheck_interval 200ms", ""), withStorage(dir), asProcess())
 			awaitRing(t, dir, "A's ring", func(keyring.File) bool { return true })

@@ -138,6 +138,7 @@ func TestRotationWithConfiguredSecrets(t *testing.T) {
 // Two Caddy processes on one storage directory share the key ring: each accepts the other's
 // cookies, and a rotation made by one reaches the other within the re-read interval.
 func TestSharedKeyRingTwoInstances(t *testing.T) {
+	t.Parallel() // Caddy runs as child processes, waiting out real intervals
 	storage := t.TempDir()
 	up := startUpstream(t, nil)
 	body := func(rotate string) string {

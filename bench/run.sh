@@ -12,9 +12,7 @@
 # with the userid module is available), WARMUP (s, default 2), OUT (bench/out), ONLY (a
 # regular expression: only the variants whose whole name matches run, with their baselines,
 # e.g. 'caddy-(floor-sign|sign)'), PROFILE (1: after the rounds, CPU and allocation
-# profiles of Caddy under each Caddy variant, via admin), PIN (1, the default with two cores or
-# more: Caddy runs alone on the last core with GOMAXPROCS=1, wrk and the upstream on the
-# others, so that its CPU time per request is its own and steady; 0 to share the cores).
+# profiles of Caddy under each Caddy variant, via admin).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,15 +24,6 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
 PORT_BASE=${PORT_BASE:-18400}
 OUT=${OUT:-$ROOT/bench/out}
-CORES=$(nproc)
-PIN=${PIN:-$([ "$CORES" -ge 2 ] && command -v taskset >/dev/null && echo 1 || echo 0)}
-FRONT_CPU=$((CORES - 1))
-REST_CPUS=0-$((CORES > 1 ? CORES - 2 : 0))
-# on_rest / on_front CMD...: exec CMD on the cores of wrk and the upstream, or Caddy's own.
-# Only in a subshell of its own (a background job, a pipeline): the exec keeps $! the
-# command's own PID, which the cleanup stops and the CPU counters read.
-on_rest() { if [ "$PIN" = 1 ]; then exec taskset -c "$REST_CPUS" "$@"; else exec "$@"; fi; }
-on_front() { if [ "$PIN" = 1 ]; then GOMAXPROCS=1 exec taskset -c "$FRONT_CPU" "$@"; else exec "$@"; fi; }
 
 UPSTREAM_PORT=$PORT_BASE
 BARE_PORT=$((PORT_BASE + 1))
@@ -148,7 +137,7 @@ start_nginx() { # name conf-body
 		$2
 	EOF
 	# nginx reads an NGINX variable as inherited sockets: not this script's setting
-	on_rest env -u NGINX "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
+	env -u NGINX "$NGINX_BIN" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" &
 	PIDS+=($!)
 }
 
@@ -178,7 +167,7 @@ http {
 	}
 }"
 else
-	on_rest "$OUT/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -sign /sign 2>"$OUT/upstream.log" &
+	"$OUT/upstream" -addr "127.0.0.1:$UPSTREAM_PORT" -sign /sign 2>"$OUT/upstream.log" &
 	PIDS+=($!)
 fi
 wait_port "$UPSTREAM_PORT"
@@ -189,7 +178,7 @@ export BENCH_SECRET BENCH_OUT="$OUT" BENCH_ADMIN_PORT=$ADMIN_PORT BENCH_UPSTREAM
 	BENCH_FLOOR_PORT=$FLOOR_PORT BENCH_FLOOR_ISSUE_PORT=$FLOOR_ISSUE_PORT \
 	BENCH_FLOOR_SIGN_PORT=$FLOOR_SIGN_PORT
 HOME="$OUT" XDG_DATA_HOME="$OUT" XDG_CONFIG_HOME="$OUT" \
-	on_front "$OUT/caddy" run --config "$ROOT/bench/Caddyfile" --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
+	"$OUT/caddy" run --config "$ROOT/bench/Caddyfile" --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 CADDY_PID=$!
 PIDS+=($CADDY_PID)
 for p in $BARE_PORT $VERIFY_PORT $ISSUE_PORT $SIGN_PORT $FLOOR_PORT $FLOOR_ISSUE_PORT $FLOOR_SIGN_PORT; do wait_port "$p"; done
@@ -333,7 +322,7 @@ rss_kb() {
 run_wrk() {
 	local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$1"s --latency --timeout 5s)
 	[ -z "$3" ] || args+=(-H "Cookie: $3")
-	on_rest timeout $(($1 + 30)) wrk "${args[@]}" "$2" | awk '
+	timeout $(($1 + 30)) wrk "${args[@]}" "$2" | awk '
 		function us(v) {
 			if (v ~ /us$/) return v + 0
 			if (v ~ /ms$/) return (v + 0) * 1000
@@ -420,7 +409,7 @@ rss_range() { # first start and last end of a variant, MiB
 
 echo
 echo "signed_cookies load test: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -sr)"
-echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, upstream: $UPSTREAM, $([ "$PIN" = 1 ] && echo "Caddy pinned to core $FRONT_CPU (GOMAXPROCS=1)" || echo "cores shared"); $(go version | awk '{ print $3 }'), $("$OUT/caddy" version | awk '{ print $1 }')${NGINX_BIN:+, $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //')}"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds, upstream: $UPSTREAM; $(go version | awk '{ print $3 }'), $("$OUT/caddy" version | awk '{ print $1 }')${NGINX_BIN:+, $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //')}"
 echo
 printf '%-20s %12s %10s %8s %22s %11s %14s\n' variant "req/s (med)" "p99 µs" ratio "paired ratio (min-max)" "CPU µs/req" "RSS MiB"
 for v in "${VARIANTS[@]}"; do

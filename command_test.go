@@ -257,6 +257,57 @@ http://shop.test {
 	}
 }
 
+// TestCommandInspectSplit: inspect reads a split value as a browser holds it, its first
+// cookie then the others in order, and says what is missing or out of order.
+func TestCommandInspectSplit(t *testing.T) {
+	rule := "\tsigned_cookies {\n\t\tsecret " + testSecret + "\n\t\tencrypt cart\n\t\tcookie cart {\n\t\t\tsplit\n\t\t}\n\t}\n"
+	long := strings.Repeat("item-0042,", 500)
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "cart="+long+"; Path=/")
+	})
+	ci := startCaddy(t, rule+"\treverse_proxy "+up.Addr)
+	resp, _ := get(t, http.DefaultClient, ci.URL+"/")
+	var values []string
+	for _, name := range []string{"cart", "cart__1", "cart__2"} {
+		lines := setCookies(resp, name)
+		if len(lines) != 1 {
+			t.Fatalf("Set-Cookie %s: %q, want one line", name, lines)
+		}
+		_, v, _ := splitSetCookie(lines[0])
+		values = append(values, v)
+	}
+	dir := t.TempDir()
+	cliWriteFile(t, dir, "Caddyfile", "{\n\tadmin off\n\tauto_https off\n}\nhttp://shop.test {\n"+rule+"\trespond ok\n}\n")
+	for _, tc := range []struct {
+		name      string
+		values    []string
+		code      int
+		want, not []string
+	}{
+		{"all three, in order", values, 0, []string{"verifies:   yes", "signed and encrypted", "value:      hidden (5000 bytes"}, []string{long[:40]}},
+		{"value shown", append([]string{"--show-value"}, values...), 0, []string{"verifies:   yes", long[:40]}, nil},
+		{"the first alone", values[:1], 1, []string{"verifies:   no: partial", "give their values after it"}, []string{"verifies:   yes"}},
+		{"out of order", []string{values[0], values[2], values[1]}, 1, []string{"verifies:   no"}, []string{"verifies:   yes", long[:40]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := cliRun(t, dir, nil, append([]string{"signed-cookies", "inspect", "--name", "cart"}, tc.values...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out+errOut, n) {
+					t.Errorf("output holds %q:\n%s\n%s", n, out, errOut)
+				}
+			}
+		})
+	}
+}
+
 // TestCommandStorageRing creates the storage key ring by running a real Caddy once, then with
 // Caddy stopped inspects the cookies it issued, lists the ring and rotates it under the
 // storage lock.

@@ -65,6 +65,9 @@ func (sc setCookie) lifetime(now int64) (deletion bool, expiry int64, expires bo
 	for attrs := sc.line[sc.valueEnd:]; attrs != ""; {
 		var a string
 		a, attrs, _ = strings.Cut(attrs, ";")
+		if a = trimWS(a); a == "" || a[0]|0x20 != 'm' && a[0]|0x20 != 'e' {
+			continue // Path, Domain, HttpOnly, SameSite…: not a lifetime
+		}
 		k, v, _ := strings.Cut(a, "=")
 		k, v = trimWS(k), trimWS(v)
 		switch {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -37,10 +38,15 @@ const (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The vars map is looked up once (GetVar and SetVar would walk the context three times).
 	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	owner := reflect.ValueOf(vars).Pointer() // the request's identity: its vars map (0 for none)
 	prev, _ := vars[flowVar].(*engine.Flow)
+	if prev != nil && !prev.Owned(owner) {
+		prev = nil // left by a finished first pass (see below), its flow since reused
+	}
 	pass, err := h.policy.Request(prev, r, h.clock(), h.clock)
 	var ph *placeholders
 	if prev == nil {
+		pass.Flow().Own(owner)
 		if vars != nil {
 			vars[flowVar] = pass.Flow()
 		}
@@ -49,16 +55,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer func() {
 		h.report(&pass.Report, r.Header["Cookie"])
 		if prev == nil {
-			// The pass goes back to its pool: nothing may point at its flow any more.
+			// The pass goes back to its pool. On an error, error routes run next and read the
+			// flow: a copy that outlives the pass takes its place. Otherwise the entry is left:
+			// writing the vars map now would race with reverse_proxy, whose dials read it from
+			// goroutines that may outlive the request; should a handler still run (an outer
+			// one's error), the flow, reused by then, is no longer this request's (Owned).
 			kept := (*engine.Flow)(nil)
 			if err != nil {
-				kept = pass.Flow().Keep() // error routes run next, and read it
-			}
-			if vars != nil {
-				if kept != nil {
+				kept = pass.Flow().Keep()
+				if vars != nil {
 					vars[flowVar] = kept
-				} else {
-					delete(vars, flowVar)
 				}
 			}
 			ph.detach(kept)

@@ -47,7 +47,17 @@ type Flow struct {
 	// finalized are the policies that rewrote the response's headers already.
 	finalized    []*Policy
 	finalizedBuf [2]*Policy
+
+	// owner identifies the request the flow serves (Own): a pooled flow that a finished
+	// request's state still points at is not taken for another request's.
+	owner uintptr
 }
+
+// Own records the request the flow serves, as an identity the caller chooses.
+func (f *Flow) Own(owner uintptr) { f.owner = owner }
+
+// Owned reports whether the flow serves the request owner identifies.
+func (f *Flow) Owned(owner uintptr) bool { return f.owner == owner }
 
 // reset makes a pooled flow a new request's, keeping its buffers.
 func (f *Flow) reset() {
@@ -59,6 +69,7 @@ func (f *Flow) reset() {
 	f.ran, f.sealed, f.final, f.finalized, f.flask, f.invalid = f.ran[:0], f.sealed[:0], f.final[:0], f.finalized[:0], f.flask[:0], f.invalid[:0]
 	f.visitorBy, f.visitorID, f.sealedSet = nil, "", nil
 	f.tracked, f.visitorNew, f.flaskRan, f.noConsent = false, false, false, false
+	f.owner = 0
 }
 
 // Placeholders are the values of a request's placeholders, copied out of its flow.
@@ -95,6 +106,7 @@ func (f *Flow) Keep() *Flow {
 		sealed:     slices.Clone(f.sealed),
 		final:      slices.Clone(f.final),
 		finalized:  slices.Clone(f.finalized),
+		owner:      f.owner,
 	}
 	if f.sealedSet != nil {
 		k.sealedSet = maps.Clone(f.sealedSet)

@@ -78,6 +78,10 @@ type dropped struct {
 	name   string
 	rule   int // -1 when the name is not managed
 	reason Reason
+	// unjudged: a value in plain form while plain values of the name pass (adopt, unwrap),
+	// which did not make a whole value: dropped, but no sign of a forgery (no reject, no
+	// clearing): the app may have set it so.
+	unjudged bool
 }
 
 // result is the outcome of a rebuild. Reused across requests (reset keeps the buffers).
@@ -706,6 +710,7 @@ func (p *Policy) joinSplit(res *result, now int64) {
 			p.verify(res, r, pr, h.app, pr.browser(res), h.first, now)
 			continue
 		}
+		plainDuringRollout := p.adoption(h.app, now) != nil && !r.codec.IsEncoded(pr.value(res))
 		n, complete := len(h.first), true
 		var pieces [MaxSplitCookies]string
 		for k := 1; k < h.k && complete; k++ {
@@ -720,6 +725,9 @@ func (p *Policy) joinSplit(res *result, now int64) {
 		switch {
 		case !complete:
 			res.dropPair(pr, Partial)
+			if plainDuringRollout {
+				res.dropped[len(res.dropped)-1].unjudged = true
+			}
 			continue
 		case r.long != nil && n > r.long.MaxLength() || r.long == nil && n > r.codec.MaxLength():
 			res.dropPair(pr, TooLong)
@@ -737,7 +745,11 @@ func (p *Policy) joinSplit(res *result, now int64) {
 		pr.fate = fateForward
 		// verify keeps nothing of the value, and joined is not written to until the next
 		// split value: it is read in place, not copied (a split value is kilobytes).
+		dropped := len(res.dropped)
 		p.verify(res, r, pr, h.app, pr.browser(res), unsafe.String(unsafe.SliceData(joined), len(joined)), now)
+		if plainDuringRollout && len(res.dropped) > dropped {
+			res.dropped[len(res.dropped)-1].unjudged = true
+		}
 	}
 	for i, c := range res.chunks {
 		orphan := true

@@ -192,6 +192,10 @@ func (ps *Pass) noteDropped() bool {
 			continue // the browser's copy of an upstream deletion, not worth a word
 		}
 		ps.Report.Invalid[d.reason]++
+		if d.unjudged {
+			ps.event(d.name, d.reason, false, true) // the app's plain value, maybe: not an attack
+			continue
+		}
 		if d.rule < 0 && d.reason != Lookalike {
 			ps.event(d.name, d.reason, false, true) // a pair that does not parse: not an attack on ours
 			continue

@@ -84,7 +84,7 @@ func (ps *Pass) signTime() int64 {
 
 // rewriteSetCookies signs or encrypts the managed cookies the upstream sets, and applies the
 // cookie rules, line by line, each line parsed once. It reports which of the cookies queued
-// for clearing or upgrading the upstream sets itself (a bit per entry of ps.clear, then of
+// for clearing or upgrading the response sets already (a bit per entry of ps.clear, then of
 // ps.upgrade; at most 64).
 func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 	lines := hdr["Set-Cookie"]
@@ -97,7 +97,26 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 			}
 			continue
 		}
-		if ps.f.isSealed(line) {
+		sealed := ps.f.isSealed(line)
+		if len(ps.clear) > 0 || len(ps.upgrade) > 0 {
+			// A cookie the response sets already (the upstream, or a policy after this one on
+			// the path, which wrote it in the browser's form) is neither cleared nor upgraded.
+			app, browser := sc.name, sc.name
+			if sealed {
+				app, _, _ = ps.p.blocks.incoming(sc.name)
+			} else if blk := ps.p.blocks.find(sc.name); blk != nil {
+				browser = blk.Prefix + sc.name
+			}
+			if k := slices.Index(ps.clear, browser); k >= 0 {
+				upstreamSets |= 1 << k
+			}
+			for k := range ps.upgrade {
+				if ps.upgrade[k].name == app {
+					upstreamSets |= 1 << (len(ps.clear) + k)
+				}
+			}
+		}
+		if sealed {
 			repl, changed := ps.passSealed(ps.lines[:0], sc)
 			ps.lines = repl
 			if changed && out == nil {
@@ -123,20 +142,6 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 			continue
 		}
 		blk := ps.p.blocks.find(sc.name)
-		if len(ps.clear) > 0 || len(ps.upgrade) > 0 {
-			browser := sc.name
-			if blk != nil {
-				browser = blk.Prefix + sc.name
-			}
-			if k := slices.Index(ps.clear, browser); k >= 0 {
-				upstreamSets |= 1 << k
-			}
-			for k := range ps.upgrade {
-				if ps.upgrade[k].name == sc.name {
-					upstreamSets |= 1 << (len(ps.clear) + k)
-				}
-			}
-		}
 		repl, changed := ps.rewriteLine(ps.lines[:0], sc, blk)
 		ps.lines = repl
 		if changed && out == nil {

@@ -98,51 +98,21 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 			continue
 		}
 		sealed := ps.f.isSealed(line)
-		if len(ps.clear) > 0 || len(ps.upgrade) > 0 {
-			// A cookie the response sets already (the upstream, or a policy after this one on
-			// the path, which wrote it in the browser's form) is neither cleared nor upgraded.
-			app, browser := sc.name, sc.name
-			if sealed {
-				app, _, _ = ps.p.blocks.incoming(sc.name)
-			} else if blk := ps.p.blocks.find(sc.name); blk != nil {
-				browser = blk.Prefix + sc.name
-			}
-			if k := slices.Index(ps.clear, browser); k >= 0 {
-				upstreamSets |= 1 << k
-			}
-			for k := range ps.upgrade {
-				if ps.upgrade[k].name == app {
-					upstreamSets |= 1 << (len(ps.clear) + k)
-				}
-			}
-		}
-		if sealed {
-			repl, changed := ps.passSealed(ps.lines[:0], sc)
-			ps.lines = repl
-			if changed && out == nil {
-				out = make([]string, i, len(lines)+len(repl))
-				copy(out, lines[:i])
-			}
-			switch {
-			case changed:
-				out = append(out, repl...)
-			case out != nil:
-				out = append(out, line)
-			}
-			continue
-		}
-		if ps.reserved(sc.name) {
+		var repl []string
+		changed := true
+		switch {
+		case sealed:
+			ps.markSet(sc, true, nil, &upstreamSets)
+			repl, changed = ps.passSealed(ps.lines[:0], sc)
+		case ps.reserved(sc.name):
 			// The browser's form of a prefixed name and the pieces of a split value are the
 			// module's to write: the upstream sets the name itself.
-			if out == nil {
-				out = make([]string, i, len(lines))
-				copy(out, lines[:i])
-			}
 			ps.dropLine(sc.name, Reserved)
-			continue
+		default:
+			blk := ps.p.blocks.find(sc.name)
+			ps.markSet(sc, false, blk, &upstreamSets)
+			repl, changed = ps.rewriteLine(ps.lines[:0], sc, blk)
 		}
-		blk := ps.p.blocks.find(sc.name)
-		repl, changed := ps.rewriteLine(ps.lines[:0], sc, blk)
 		ps.lines = repl
 		if changed && out == nil {
 			out = make([]string, i, len(lines)+len(repl))
@@ -163,6 +133,29 @@ func (ps *Pass) rewriteSetCookies(hdr http.Header) (upstreamSets uint64) {
 		hdr["Set-Cookie"] = out
 	}
 	return upstreamSets
+}
+
+// markSet notes a cookie the response sets already (the upstream's, or one a policy after
+// this one on the path wrote, sealed and in the browser's form): queued for clearing or
+// upgrading, it is neither.
+func (ps *Pass) markSet(sc setCookie, sealed bool, blk *block, upstreamSets *uint64) {
+	if len(ps.clear) == 0 && len(ps.upgrade) == 0 {
+		return
+	}
+	app, browser := sc.name, sc.name
+	if sealed {
+		app, _, _ = ps.p.blocks.incoming(sc.name)
+	} else if blk != nil {
+		browser = blk.Prefix + sc.name
+	}
+	if k := slices.Index(ps.clear, browser); k >= 0 {
+		*upstreamSets |= 1 << k
+	}
+	for k := range ps.upgrade {
+		if ps.upgrade[k].name == app {
+			*upstreamSets |= 1 << (len(ps.clear) + k)
+		}
+	}
 }
 
 // rewriteLine appends to out what one Set-Cookie line of the upstream becomes: a rewritten

@@ -95,8 +95,29 @@ and a store that cannot be read.
 	return cmd
 }
 
-// cliRevokeTargets are the config's handlers as revocation targets, each with the store of
-// its storage (the CLI's own, not running).
+// cliRevokeConfig loads the config the command names and returns its handlers as
+// revocation targets, each with the store of its storage (the CLI's own, not running). The
+// caller closes the config.
+func cliRevokeConfig(cmd *cobra.Command) (*cliConfig, []revokeTarget, error) {
+	configFile, _ := cmd.Flags().GetString("config")
+	adapter, _ := cmd.Flags().GetString("adapter")
+	c, err := loadCLIConfig(configFile, adapter)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(c.handlers) == 0 {
+		c.close()
+		return nil, nil, fmt.Errorf("no signed_cookies handler in %s", cmpOr(c.file, "the config"))
+	}
+	targets, err := cliRevokeTargets(c)
+	if err != nil {
+		c.close()
+		return nil, nil, err
+	}
+	return c, targets, nil
+}
+
+// cliRevokeTargets are the config's handlers as revocation targets.
 func cliRevokeTargets(c *cliConfig) ([]revokeTarget, error) {
 	stores := map[string]*revoke.Store{}
 	var targets []revokeTarget
@@ -130,8 +151,6 @@ func cliRevokeTargets(c *cliConfig) ([]revokeTarget, error) {
 
 func cliRevoke(cmd *cobra.Command, args []string) (int, error) {
 	fl := cmd.Flags()
-	configFile, _ := fl.GetString("config")
-	adapter, _ := fl.GetString("adapter")
 	if len(args) > 0 {
 		return cliExitError, fmt.Errorf("revoke takes no arguments, got %q", args[0])
 	}
@@ -154,18 +173,11 @@ func cliRevoke(cmd *cobra.Command, args []string) (int, error) {
 		*f.dst = name
 		rq.Value, _ = json.Marshal(value)
 	}
-	c, err := loadCLIConfig(configFile, adapter)
+	c, targets, err := cliRevokeConfig(cmd)
 	if err != nil {
 		return cliExitError, err
 	}
 	defer c.close()
-	if len(c.handlers) == 0 {
-		return cliExitError, fmt.Errorf("no signed_cookies handler in %s", cmpOr(c.file, "the config"))
-	}
-	targets, err := cliRevokeTargets(c)
-	if err != nil {
-		return cliExitError, err
-	}
 	plan, report, err := planRevocation(&rq, targets, time.Now())
 	switch {
 	case errors.Is(err, errNothingToRevoke):
@@ -235,24 +247,14 @@ func cliCheckRevocationsOwner(stor certmagic.Storage) error {
 }
 
 func cliRevocations(cmd *cobra.Command, args []string) (int, error) {
-	fl := cmd.Flags()
-	configFile, _ := fl.GetString("config")
-	adapter, _ := fl.GetString("adapter")
 	if len(args) > 0 {
 		return cliExitError, fmt.Errorf("revocations takes no arguments, got %q", args[0])
 	}
-	c, err := loadCLIConfig(configFile, adapter)
+	c, targets, err := cliRevokeConfig(cmd)
 	if err != nil {
 		return cliExitError, err
 	}
 	defer c.close()
-	if len(c.handlers) == 0 {
-		return cliExitError, fmt.Errorf("no signed_cookies handler in %s", cmpOr(c.file, "the config"))
-	}
-	targets, err := cliRevokeTargets(c)
-	if err != nil {
-		return cliExitError, err
-	}
 	w := cmd.OutOrStdout()
 	code := cliExitNo
 	var seen []*revoke.Store

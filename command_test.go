@@ -103,6 +103,25 @@ func cliAssertNoSecrets(t *testing.T, what, output string, forms []string) {
 	}
 }
 
+// cliCheckOutput holds a command's run to its exit code, the lines its standard output must
+// hold (want) and what neither output may (not).
+func cliCheckOutput(t *testing.T, out, errOut string, code, wantCode int, want, not []string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, out, errOut)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, out)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(out+errOut, n) {
+			t.Errorf("output holds %q:\n%s\n%s", n, out, errOut)
+		}
+	}
+}
+
 func cliWriteFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -236,19 +255,7 @@ http://shop.test {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := cliRun(t, dir, tc.env, append([]string{"signed-cookies", "inspect"}, tc.args...)...)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, n := range tc.not {
-				if strings.Contains(out+errOut, n) {
-					t.Errorf("output holds %q:\n%s\n%s", n, out, errOut)
-				}
-			}
+			cliCheckOutput(t, out, errOut, code, tc.code, tc.want, tc.not)
 			if tc.name == "secret placeholder unset" && !strings.Contains(errOut, "env.SC_CLI_SECRET") {
 				t.Errorf("the error does not name the placeholder:\n%s", errOut)
 			}
@@ -291,19 +298,7 @@ func TestCommandInspectSplit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := cliRun(t, dir, nil, append([]string{"signed-cookies", "inspect", "--name", "cart"}, tc.values...)...)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("stdout lacks %q:\n%s", w, out)
-				}
-			}
-			for _, n := range tc.not {
-				if strings.Contains(out+errOut, n) {
-					t.Errorf("output holds %q:\n%s\n%s", n, out, errOut)
-				}
-			}
+			cliCheckOutput(t, out, errOut, code, tc.code, tc.want, tc.not)
 		})
 	}
 }

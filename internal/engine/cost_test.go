@@ -142,6 +142,9 @@ func requestShapes(tb testing.TB, tp testPolicy) []requestShape {
 		// Hidden names that are nearly managed: each one is canonicalized and matched.
 		{name: "hidden_candidates", gen: func(size int) string { return run1(size, "x=1", ",sessio=1", "") }, check: forwardedAll},
 		{name: "hidden_candidates_space", gen: func(size int) string { return run1(size, "x=1", " sessio=1", "") }, check: forwardedAll},
+		// Names that are not their own canonical form take the look-alike check.
+		{name: "hidden_lookalike_candidates", gen: func(size int) string { return run1(size, "x=1", ",Sessio=1", "") }, check: forwardedAll},
+		{name: "hidden_escaped_candidates", gen: func(size int) string { return run1(size, "x=1", ",%73essio=1", "") }, check: forwardedAll},
 		{name: "long_value", gen: func(size int) string { return run1(size, "x=", "a", "") }, check: forwardedAll},
 		{name: "non_ascii", gen: func(size int) string {
 			return run1(size, "é", "é", "=ü") + "; x=" + strings.Repeat("\xff", 100)

@@ -68,12 +68,15 @@ type jar struct {
 	// byte matches no rule (anyRule: some pattern starts with a metacharacter).
 	first   [256]bool
 	anyRule bool
+	// canonicalSelf: every rule's canonical pattern is its pattern, so a name that is its own
+	// canonical form (see selfCanonical) reads as managed exactly when it is managed.
+	canonicalSelf bool
 }
 
 // newJar prepares rules whose patterns are valid path.Match patterns. The first matching rule
 // wins.
 func newJar(rules []rule) *jar {
-	j := &jar{rules: rules}
+	j := &jar{rules: rules, canonicalSelf: true}
 	for i := range j.rules {
 		r := &j.rules[i]
 		r.glob = strings.ContainsAny(r.pattern, `*?[\`)
@@ -82,6 +85,7 @@ func newJar(rules []rule) *jar {
 		} else {
 			r.canonical = string(appendCanonical(nil, r.pattern, true))
 		}
+		j.canonicalSelf = j.canonicalSelf && r.canonical == r.pattern
 		r.prefix = literalPrefix(r.pattern)
 		r.canonicalPrefix = literalPrefix(r.canonical)
 		if r.canonicalPrefix == "" {
@@ -177,13 +181,23 @@ func (j *jar) arrayOfManaged(name string, buf *[]byte) bool {
 		if strings.IndexByte(name, '%') < 0 {
 			return false
 		}
-		lower := strings.ToLower(name) // rare: only names holding an escape get here
-		if open = strings.Index(lower, "%5b"); open < 0 || !strings.Contains(lower[open:], "%5d") {
+		if open = indexEscape(name, 'b'); open < 0 || indexEscape(name[open:], 'd') < 0 {
 			return false
 		}
 	}
 	base := name[:open]
 	return base != "" && (j.match(base) >= 0 || j.readsAsManaged(base, buf))
+}
+
+// indexEscape is the index of the first "%5" followed by lower (a lower-case hex digit) in
+// either case, or -1: "%5b" and "%5B" are both '['.
+func indexEscape(s string, lower byte) int {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && s[i+1] == '5' && s[i+2]|0x20 == lower {
+			return i
+		}
+	}
+	return -1
 }
 
 // hidesManaged reports whether a pair that is not managed carries, after a byte that cannot
@@ -196,18 +210,20 @@ func (j *jar) arrayOfManaged(name string, buf *[]byte) bool {
 // candidates do not overlap, so the work is linear in the pair, whatever it holds.
 func (j *jar) hidesManaged(part string, buf *[]byte) bool {
 	start, lastEq := 0, -1 // start of the current run of cookie octets; last '=' in it
+	self := true           // the run so far is its own canonical form
 	for k := 0; k < len(part); k++ {
 		c := part[k]
 		if !isCookieOctet(c) {
-			start, lastEq = k+1, -1
+			start, lastEq, self = k+1, -1, true
 			continue
 		}
 		if c != '=' {
+			self = self && selfCanonical[c]
 			continue
 		}
 		if start > 0 && lastEq < 0 && k > start { // not the pair's own name, not empty
 			cand := part[start:k]
-			if j.match(cand) >= 0 || j.lookalike(cand, buf) {
+			if j.match(cand) >= 0 || !(self && j.canonicalSelf) && j.lookalike(cand, buf) {
 				return true
 			}
 		}
@@ -215,6 +231,17 @@ func (j *jar) hidesManaged(part string, buf *[]byte) bool {
 	}
 	return false
 }
+
+// selfCanonical holds the bytes that appendCanonical keeps as they are wherever they stand,
+// and that make no PHP array: a name of them alone is its own canonical form, the one name
+// it reads as.
+var selfCanonical = func() (t [256]bool) {
+	for c := range t {
+		b := byte(c)
+		t[c] = !isOdd(b) && b != '%' && b != '[' && canonicalByte(b) == b
+	}
+	return t
+}()
 
 func allCookieOctets(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -226,9 +253,15 @@ func allCookieOctets(s string) bool {
 }
 
 // isCookieOctet is RFC 6265's cookie-octet: what may stand in a cookie value unquoted.
-func isCookieOctet(c byte) bool {
-	return c == 0x21 || c >= 0x23 && c <= 0x2b || c >= 0x2d && c <= 0x3a || c >= 0x3c && c <= 0x5b || c >= 0x5d && c <= 0x7e
-}
+func isCookieOctet(c byte) bool { return cookieOctets[c] }
+
+// cookieOctets is isCookieOctet as a table: the scans for hidden pairs look up every byte.
+var cookieOctets = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c == 0x21 || c >= 0x23 && c <= 0x2b || c >= 0x2d && c <= 0x3a || c >= 0x3c && c <= 0x5b || c >= 0x5d && c <= 0x7e
+	}
+	return t
+}()
 
 // readsAsManaged reports whether the canonical form of name matches a rule.
 func (j *jar) readsAsManaged(name string, buf *[]byte) bool {
@@ -243,15 +276,10 @@ func (j *jar) readsAsManaged(name string, buf *[]byte) bool {
 			return false
 		}
 	}
-	*buf = appendCanonical((*buf)[:0], name, true)
-	if j.matchCanonical(*buf) {
-		return true
-	}
-	if name == "" || !isOdd(name[len(name)-1]) && strings.IndexByte(name, '%') < 0 {
-		return false // nothing trailing to keep
-	}
-	*buf = appendCanonical((*buf)[:0], name, false)
-	return j.matchCanonical(*buf)
+	b, end := appendCanonicalForms((*buf)[:0], name)
+	*buf = b
+	// Trimmed at the end, then (if that trimmed anything) with the trailing bytes kept.
+	return j.matchCanonical(b[:end]) || end < len(b) && j.matchCanonical(b)
 }
 
 func (j *jar) matchCanonical(c []byte) bool {
@@ -276,7 +304,18 @@ func (j *jar) matchCanonical(c []byte) bool {
 // start and, if trimTail, at the end, cut at a decoded NUL, ASCII folded to lower case, and
 // ' ', '.', '[', '+' mapped to '_'.
 func appendCanonical(dst []byte, name string, trimTail bool) []byte {
+	dst, end := appendCanonicalForms(dst, name)
+	if trimTail {
+		return dst[:end]
+	}
+	return dst
+}
+
+// appendCanonicalForms is both forms of appendCanonical in one pass: it appends the form with
+// the trailing bytes kept and says where the trimmed one ends.
+func appendCanonicalForms(dst []byte, name string) (_ []byte, end int) {
 	start := len(dst)
+	end = start // after the last byte that is not odd
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if c == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]) {
@@ -286,22 +325,16 @@ func appendCanonical(dst []byte, name string, trimTail bool) []byte {
 				break // PHP's C strings end the name at a decoded NUL
 			}
 		}
-		dst = append(dst, c)
+		if isOdd(c) {
+			if len(dst) == start {
+				continue // trimmed at the start
+			}
+		} else {
+			end = len(dst) + 1
+		}
+		dst = append(dst, canonicalByte(c))
 	}
-	b := dst[start:]
-	lo, hi := 0, len(b)
-	for lo < hi && isOdd(b[lo]) {
-		lo++
-	}
-	for trimTail && hi > lo && isOdd(b[hi-1]) {
-		hi--
-	}
-	n := copy(b, b[lo:hi])
-	b = b[:n]
-	for i, c := range b {
-		b[i] = canonicalByte(c)
-	}
-	return dst[:start+n]
+	return dst, end
 }
 
 func isOdd(c byte) bool { return c <= 0x20 || c >= 0x7f }
@@ -322,15 +355,21 @@ func unhex(c byte) byte {
 
 // canonicalByte is the byte-wise part of appendCanonical: ASCII folded to lower case and
 // ' ', '.', '[', '+' mapped to '_' ('+' is a space where PHP decodes names).
-func canonicalByte(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + 'a' - 'A'
-	case c == ' ' || c == '.' || c == '[' || c == '+':
-		return '_'
+func canonicalByte(c byte) byte { return canonicalBytes[c] }
+
+var canonicalBytes = func() (t [256]byte) {
+	for i := range t {
+		c := byte(i)
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == ' ' || c == '.' || c == '[' || c == '+':
+			c = '_'
+		}
+		t[i] = c
 	}
-	return c
-}
+	return t
+}()
 
 // canonicalGlob is the pattern that the canonical forms of the names matched by pattern (a
 // valid path.Match pattern) match: literal bytes are canonicalized as in a name (%XX decoded,

@@ -178,6 +178,10 @@ func (p *Policy) rebuild(res *result, lines []string, now int64, trusted []*Poli
 	for li, line := range lines {
 		res.bytes += len(line)
 		for pos := 0; pos < len(line); {
+			if line[pos] == ';' {
+				pos++ // an empty part: a run of them costs no search each
+				continue
+			}
 			start, end := pos, len(line)
 			if k := strings.IndexByte(line[pos:], ';'); k >= 0 {
 				end = pos + k

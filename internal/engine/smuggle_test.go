@@ -28,6 +28,7 @@ func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
 		"session[]=forged",
 		"Session[a][b]=forged",
 		"session%5Bx%5D=forged",
+		"session%5bx%5D=forged",
 		"x=1,session[]=forged",
 		"sess+x=forged", // sess_x under the sess_* glob
 		"session%00x=forged",
@@ -63,6 +64,22 @@ func TestRebuildDropsSmuggledManagedCookies(t *testing.T) {
 		}
 		if got := string(res.header); got != part || len(res.dropped) != 0 {
 			t.Errorf("%q: forwarded %q, dropped %s; want it untouched", part, got, tp.droppedString(res.dropped))
+		}
+	}
+}
+
+// A rule whose name is not its own canonical form ("Session", read as "session" by PHP and
+// ASP.NET Core): a hidden name in plain lower case is a look-alike of it, though it is its own
+// canonical form and managed by no rule.
+func TestRebuildDropsHiddenLookalikesOfCapitalizedRules(t *testing.T) {
+	tp := newTestPolicy(t, nil, func(c *Config) { c.Sign = []string{"Session"} })
+	for _, part := range []string{"x=1,session=forged", "x=1 session=forged", "x=1,SESSION=forged", "x=1,%73ession=forged"} {
+		var res result
+		if !tp.rebuild(&res, []string{part}, t0, nil, false) {
+			t.Fatal("too many pairs")
+		}
+		if len(res.header) != 0 || len(res.dropped) != 1 || res.dropped[0].reason != Lookalike {
+			t.Errorf("%q: upstream gets %q, dropped %s; want one look-alike", part, res.header, tp.droppedString(res.dropped))
 		}
 	}
 }

@@ -258,8 +258,10 @@ func startCaddy(t testing.TB, site string, opts ...caddyOpt) caddyInstance {
 	s := newCaddySetup(t, site, opts)
 	cfg, ci := s.config(t, site)
 	if s.process {
+		addr := fmt.Sprintf("127.0.0.1:%d", ci.Port)
+		waitFree(t, addr)
 		ci.Cmd = runCaddyProcess(t, ci)
-		waitListening(t, fmt.Sprintf("127.0.0.1:%d", ci.Port))
+		waitListening(t, addr)
 		return ci
 	}
 	if ci.Caddyfile != "" {
@@ -290,6 +292,7 @@ func loadCaddyErr(t testing.TB, site string, opts ...caddyOpt) error {
 	s := newCaddySetup(t, site, opts)
 	cfg, ci := s.config(t, site)
 	if s.process {
+		waitFree(t, fmt.Sprintf("127.0.0.1:%d", ci.Port))
 		return caddyProcessErr(t, ci)
 	}
 	if ci.Caddyfile != "" {
@@ -475,6 +478,24 @@ func waitListening(t testing.TB, addr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("nothing listening on %s", addr)
+}
+
+// waitFree waits until nothing listens on addr. caddy.Stop returns once the servers have
+// begun to shut down, not when their listeners are closed: a process started on the port of
+// a config just loaded and stopped in this process could otherwise be taken for listening
+// while the old listener still answers.
+func waitFree(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s still listens", addr)
 }
 
 // caddyCommand is this test binary set to run ci's Caddyfile as the caddy command, with a

@@ -34,6 +34,9 @@ type Flow struct {
 	// consent is held back, whichever policy's rule says so.
 	noConsent bool
 
+	// shadow: names whose first copy a policy dropped for hiding a pair.
+	shadow shadow
+
 	flask    []Field // the exposed fields of a verified Flask session
 	flaskRan bool    // a policy checking a Flask session ran: its placeholders exist
 
@@ -68,6 +71,7 @@ func (f *Flow) reset() {
 	clear(f.flask)
 	f.ran, f.sealed, f.final, f.finalized, f.flask, f.invalid = f.ran[:0], f.sealed[:0], f.final[:0], f.finalized[:0], f.flask[:0], f.invalid[:0]
 	f.visitorBy, f.visitorID, f.sealedSet = nil, "", nil
+	f.shadow.reset()
 	f.tracked, f.visitorNew, f.flaskRan, f.noConsent = false, false, false, false
 	f.owner = 0
 }
@@ -103,6 +107,7 @@ func (f *Flow) Keep() *Flow {
 		flask:      slices.Clone(f.flask),
 		flaskRan:   f.flaskRan,
 		noConsent:  f.noConsent,
+		shadow:     shadow{names: slices.Clone(f.shadow.names), all: f.shadow.all},
 		sealed:     slices.Clone(f.sealed),
 		final:      slices.Clone(f.final),
 		finalized:  slices.Clone(f.finalized),
@@ -153,6 +158,53 @@ func (f *Flow) join(p *Policy, trusted []*Policy) ([]*Policy, error) {
 		f.tracked = true
 	}
 	return trusted, nil
+}
+
+// maxShadowed bounds the names a shadow lists; past it, it covers every name.
+const maxShadowed = 16
+
+// shadow lists the names whose first copy in the Cookie header a policy dropped because it
+// hid a pair ("ad=dark session=forged"). The first copy of a plain cookie decides what the
+// upstream reads; a later policy on the path, which manages such a name (a transparent
+// prefix, say) where the one that dropped it does not, sees only the later copies, and must
+// not take one of them for the first.
+type shadow struct {
+	names []string
+	// all: more names than maxShadowed (a header of nothing but hidden pairs); every name is
+	// taken as shadowed, which drops the later copies of plain cookies rather than forward one.
+	all bool
+}
+
+func (s *shadow) reset() {
+	clear(s.names)
+	s.names, s.all = s.names[:0], false
+}
+
+// covers reports whether name's first copy was dropped. A nil shadow covers nothing.
+func (s *shadow) covers(name string) bool {
+	return s != nil && (s.all || len(s.names) > 0 && slices.Contains(s.names, name))
+}
+
+// note records the names of the pairs res dropped for hiding a pair that were the first
+// copies of their names in the header.
+func (s *shadow) note(res *result) {
+	first := make(map[string]int32, len(res.all)) // only for a header with a hidden pair
+	for i := range res.all {
+		if n := res.all[i].browser(res); first[n] == 0 {
+			first[n] = int32(i) + 1
+		}
+	}
+	for _, i := range res.hidden {
+		n := res.all[i].browser(res)
+		if first[n] != i+1 || slices.Contains(s.names, n) {
+			continue
+		}
+		if len(s.names) == maxShadowed {
+			s.all = true
+			return
+		}
+		s.names = append(s.names, n)
+	}
 }
 
 func (f *Flow) noteInvalid(name string) {

@@ -112,9 +112,14 @@ type result struct {
 	flaskUnread bool
 	passed      []dropped // invalid, but forwarded as the policy says (counted, not dropped)
 	withheld    int       // pairs held back for want of consent
-	joined      []byte
-	values      []byte
-	canon       []byte
+	// hidden are the pairs of all dropped for hiding a pair, in order.
+	hidden []int32
+	// shadow, set by the caller before rebuild (reset keeps it): the names whose first copy
+	// an earlier policy on the path dropped, nil for none.
+	shadow *shadow
+	joined []byte
+	values []byte
+	canon  []byte
 }
 
 func (res *result) reset() {
@@ -129,6 +134,7 @@ func (res *result) reset() {
 	clear(res.passed)
 	clear(res.found)
 	clear(res.dropped)
+	res.hidden = res.hidden[:0]
 	res.all, res.adopted, res.chunks, res.heads = res.all[:0], res.adopted[:0], res.chunks[:0], res.heads[:0]
 	res.exposed, res.passed, res.found, res.dropped = res.exposed[:0], res.passed[:0], res.found[:0], res.dropped[:0]
 	res.values, res.canon, res.joined = res.values[:0], res.canon[:0], res.joined[:0]
@@ -313,6 +319,11 @@ func (p *Policy) classify(res *result, li, start, end int, now int64, trusted []
 	}
 	switch {
 	case r.kind == kindPlain:
+		if res.shadow.covers(pr.browser(res)) {
+			// The first copy decides, and an earlier policy dropped it: it hid a pair.
+			res.drop(pr.browser(res), ri, Duplicate)
+			return
+		}
 		res.found = append(res.found, found{name: name, rule: ri})
 		res.all = append(res.all, pr)
 		return
@@ -450,6 +461,7 @@ func (p *Policy) gate(res *result, gpc bool) {
 		name, value := pr.name(res), pr.value(res)
 		if (strings.IndexByte(value, '=') >= 0 || !allCookieOctets(name)) && p.jar.hidesManaged(pr.text(res), &res.canon) {
 			res.dropPair(pr, Lookalike)
+			res.hidden = append(res.hidden, int32(i))
 		}
 	}
 	res.consent = p.consentGiven(res, gpc)

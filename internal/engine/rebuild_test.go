@@ -415,3 +415,48 @@ func TestOverBudgetClearsNothing(t *testing.T) {
 		t.Errorf("dropped %v, issued %d", c, ps.Report.Issued)
 	}
 }
+
+// The first copy of a plain cookie decides what the upstream reads, also when the policy
+// that manages it (here with a transparent prefix) runs after one that drops that copy for
+// hiding a pair of its own: the later copies are not taken for the first. A header of more
+// hidden first copies than a shadow lists drops every later copy rather than forward one.
+func TestRebuildFirstCopyDroppedEarlier(t *testing.T) {
+	a := newTestPolicy(t, nil, func(c *Config) { c.Visitor, c.Name = nil, "a" })
+	b := newTestPolicy(t, testRing(t, "b"), func(c *Config) {
+		c.Visitor, c.Sign, c.Encrypt, c.KeyID, c.Name = nil, nil, nil, "b", "b"
+		c.Cookies = []CookieRule{{Names: []string{"ad"}, Prefix: "__Secure-"}}
+	})
+	hidden := func(n int) string {
+		var s []string
+		for i := range n {
+			s = append(s, "x"+strconv.Itoa(i)+"=1 session=forged")
+		}
+		return strings.Join(s, "; ")
+	}
+	for _, tc := range []struct{ header, want string }{
+		{"__Secure-ad=dark session=forged; __Secure-ad=light", ""},
+		{"__Secure-ad=light; __Secure-ad=dark session=forged", "ad=light"},
+		{"__Secure-ad=light", "ad=light"},
+		{"x=1 session=forged; __Secure-ad=light", "ad=light"},
+		{hidden(maxShadowed) + "; __Secure-ad=light", "ad=light"},
+		{hidden(maxShadowed+1) + "; __Secure-ad=light", ""},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", tc.header)
+		var f Flow
+		clock := func() int64 { return t0 }
+		pa, err := a.Request(&f, r, t0, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb, err := b.Request(&f, r, t0, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Header.Get("Cookie"); got != tc.want {
+			t.Errorf("%.60q: upstream gets %q, want %q", tc.header, got, tc.want)
+		}
+		pb.Release()
+		pa.Release()
+	}
+}

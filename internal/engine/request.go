@@ -98,6 +98,7 @@ var passPool = sync.Pool{New: func() any { return new(Pass) }}
 // write barrier per pointer on every request. TestPassRelease holds it to a fresh Pass.
 func (ps *Pass) Release() {
 	ps.res.reset()
+	ps.res.shadow = nil
 	clear(ps.clear)
 	clear(ps.upgrade)
 	clear(ps.lines)
@@ -152,11 +153,17 @@ func (p *Policy) Request(f *Flow, r *http.Request, now int64, clock func() int64
 	p.guardTrailers(r)
 
 	gpc := p.visitor != nil && p.visitor.honorGPC && strings.TrimSpace(r.Header.Get("Sec-GPC")) == "1"
+	if len(f.ran) > 1 {
+		ps.res.shadow = &f.shadow
+	}
 	if !p.rebuild(&ps.res, r.Header["Cookie"], now, trusted, gpc) {
 		ps.Report.Invalid[TooMany]++
 		ps.event("*", TooMany, false, false)
 		delete(r.Header, "Cookie") // error routes see this request's headers
 		return ps, ErrTooManyCookies
+	}
+	if len(ps.res.hidden) > 0 {
+		f.shadow.note(&ps.res)
 	}
 	ps.consented = ps.res.consent
 	f.noConsent = f.noConsent || !ps.consented

@@ -83,7 +83,7 @@ func newJar(rules []rule) *jar {
 		if r.glob {
 			r.canonical = canonicalGlob(r.pattern)
 		} else {
-			r.canonical = string(appendCanonical(nil, r.pattern, true))
+			r.canonical = string(appendCanonical(nil, r.pattern))
 		}
 		j.canonicalSelf = j.canonicalSelf && r.canonical == r.pattern
 		r.prefix = literalPrefix(r.pattern)
@@ -300,19 +300,16 @@ func (j *jar) matchCanonical(c []byte) bool {
 }
 
 // appendCanonical appends the form of name an upstream may read it as: %XX decoded, trimmed
-// of ASCII whitespace, control bytes and non-ASCII bytes (Unicode spaces such as NBSP) at the
-// start and, if trimTail, at the end, cut at a decoded NUL, ASCII folded to lower case, and
-// ' ', '.', '[', '+' mapped to '_'.
-func appendCanonical(dst []byte, name string, trimTail bool) []byte {
+// of ASCII whitespace, control bytes and non-ASCII bytes (Unicode spaces such as NBSP) at
+// either end, cut at a decoded NUL, ASCII folded to lower case, and ' ', '.', '[', '+' mapped
+// to '_'.
+func appendCanonical(dst []byte, name string) []byte {
 	dst, end := appendCanonicalForms(dst, name)
-	if trimTail {
-		return dst[:end]
-	}
-	return dst
+	return dst[:end]
 }
 
-// appendCanonicalForms is both forms of appendCanonical in one pass: it appends the form with
-// the trailing bytes kept and says where the trimmed one ends.
+// appendCanonicalForms is appendCanonical with the trailing bytes kept (PHP trims only the
+// start of a name: to it, "session " is "session_"), and where appendCanonical's form ends.
 func appendCanonicalForms(dst []byte, name string) (_ []byte, end int) {
 	start := len(dst)
 	end = start // after the last byte that is not odd

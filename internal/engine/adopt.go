@@ -97,11 +97,12 @@ func (p *Policy) adoptPair(res *result, pr pair, a *adoption) {
 	res.all = append(res.all, pr)
 }
 
-// unreadCopy reports whether a copy of the cookie the upstream reads as name went unverified
-// for the budget.
-func (res *result) unreadCopy(name string) bool {
+// unreadCopy reports whether a copy of the cookie the browser holds as browser went
+// unverified for the budget (dropped copies are listed under that name: a transparent
+// prefix makes it another than the upstream reads).
+func (res *result) unreadCopy(browser string) bool {
 	for _, d := range res.dropped {
-		if d.reason == OverBudget && d.rule >= 0 && d.name == name {
+		if d.reason == OverBudget && d.rule >= 0 && d.name == browser {
 			return true
 		}
 	}
@@ -123,7 +124,7 @@ func (res *result) hasAdopted(name string) bool {
 func (res *result) settleAdopted() {
 	kept := res.adopted[:0]
 	for _, a := range res.adopted {
-		if res.hasFound(a.name) || res.unreadCopy(a.name) {
+		if res.hasFound(a.name) || res.unreadCopy(res.all[a.pair].browser(res)) {
 			res.dropPair(&res.all[a.pair], Duplicate)
 			continue
 		}

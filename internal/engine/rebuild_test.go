@@ -460,3 +460,34 @@ func TestRebuildFirstCopyDroppedEarlier(t *testing.T) {
 		pa.Release()
 	}
 }
+
+// A copy left unverified for the budget may be the valid one: no plain copy of the name is
+// forwarded in its place on the way back (unwrap) or in a rollout, prefixed names included
+// (the dropped copy is listed under the name the browser holds, the plain one under the
+// name the upstream reads).
+func TestRebuildUnreadCopyKeepsPlainOut(t *testing.T) {
+	for _, prefix := range []string{"", "__Secure-"} {
+		tp := newTestPolicy(t, nil, func(c *Config) {
+			c.Visitor, c.Unwrap = nil, true
+			if prefix != "" {
+				c.Cookies = []CookieRule{{Names: []string{"session"}, Prefix: prefix}}
+			}
+		})
+		valid, err := tp.sign.Encode(prefix+"session", []byte("alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for i := 0; i < maxMACs/tp.ring.Len(); i++ {
+			parts = append(parts, "enc="+forgedFor(t, "enc", "mallory", i))
+		}
+		parts = append(parts, prefix+"session="+valid, prefix+"session=bob", "a=1")
+		var res result
+		if !tp.rebuild(&res, []string{strings.Join(parts, "; ")}, t0, nil, false) {
+			t.Fatal("too many pairs")
+		}
+		if got := string(res.header); got != "a=1" {
+			t.Errorf("prefix %q: upstream gets %q, want only a=1: the unread copy may be the valid one", prefix, got)
+		}
+	}
+}

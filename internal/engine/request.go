@@ -226,7 +226,7 @@ func (ps *Pass) noteDropped() bool {
 		// expires.
 		// Nor when a copy went unread (over budget): it may be the valid one.
 		clearIt := d.rule >= 0 && d.rule != ps.p.visitorRule || ps.p.reject
-		if clearIt && len(ps.clear) < maxClears && !slices.Contains(ps.clear, d.name) && !ps.unreadName(d.name) {
+		if clearIt && len(ps.clear) < maxClears && !slices.Contains(ps.clear, d.name) && !ps.res.unreadCopy(d.name) {
 			ps.clear = append(ps.clear, d.name)
 		}
 	}
@@ -306,16 +306,6 @@ func (ps *Pass) visit(r *http.Request) {
 // would let it choose an ID another visitor has. About one nginx ID in 64 has the layout by
 // chance; those visitors get a new ID.
 func ownLayout(id [cookie.VisitorIDLen]byte) bool { return id[6]>>4 == 4 && id[8]>>6 == 2 }
-
-// unreadName reports whether a copy of the cookie called name went unverified (over budget).
-func (ps *Pass) unreadName(name string) bool {
-	for _, d := range ps.res.dropped {
-		if d.name == name && d.reason == OverBudget {
-			return true
-		}
-	}
-	return false
-}
 
 // unread reports whether a cookie of the rule went unverified (over budget): it may be valid,
 // so nothing replaces it.
